@@ -1,0 +1,36 @@
+# avgen: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --constraint constraints.txt
+STAMP := $(VENV)/.installed
+
+# Nothing reaches a model hub or an analytics server at run time.
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "avgen needs Python >= 3.10"'
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+		echo "python3 -m venv failed; installing Debian's python3-venv"; \
+		apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) --quiet --upgrade pip
+	$(PIP) --quiet --editable '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@mkdir -p outputs
+	$(BIN)/avgen render-world --seed 0 --seconds 10 -o outputs/demo.mp4
+	$(BIN)/avgen eval-media outputs/demo.mp4
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

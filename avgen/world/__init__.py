@@ -1,0 +1,41 @@
+"""The synthetic talking-character world: exact ground truth for training and judging models."""
+
+from avgen.world.attributes import (
+    BACKGROUNDS,
+    EVENTS,
+    EYES,
+    FACE_COLOURS,
+    SHAPES,
+    VOCABULARIES,
+    VOICES,
+    Character,
+    is_held_out,
+    matching_ids,
+    num_characters,
+    split_ids,
+)
+from avgen.world.config import WorldConfig
+from avgen.world.prompt import describe, parse_prompt
+from avgen.world.clip import Chunk, Clip, FrameTruth, sample_clip
+
+__all__ = [
+    "BACKGROUNDS",
+    "EVENTS",
+    "EYES",
+    "FACE_COLOURS",
+    "SHAPES",
+    "VOCABULARIES",
+    "VOICES",
+    "Character",
+    "Chunk",
+    "Clip",
+    "FrameTruth",
+    "WorldConfig",
+    "describe",
+    "is_held_out",
+    "matching_ids",
+    "num_characters",
+    "parse_prompt",
+    "sample_clip",
+    "split_ids",
+]
