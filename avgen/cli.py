@@ -1,1 +1,183 @@
-def main(): return 0
+"""The `avgen` command line.
+
+    avgen render-world --seed 3 --seconds 10 -o clip.mp4 [--held-out] [--shape round ...]
+    avgen eval-media clip.mp4 [--prompt "..."]
+    avgen bench world [--clips 200] [--json]
+
+Errors a user can cause print one line that says what to do and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MAX_SECONDS = 3600.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= {MAX_SECONDS:g}, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _events(text: str) -> frozenset[str]:
+    from avgen.world import EVENTS
+
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    if names == {"none"}:
+        return frozenset()
+    unknown = sorted(names - set(EVENTS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown event {', '.join(unknown) or text!r}: use a comma list of {', '.join(EVENTS)}, or none")
+    return names
+
+
+def render_world(args: argparse.Namespace) -> int:
+    from avgen.media import check_writable, ffmpeg_exe, write_mp4, write_ts_segment
+    from avgen.world import WorldConfig, sample_clip
+
+    output = check_writable(args.output)
+    ffmpeg_exe()  # fail before rendering, not after
+    config = WorldConfig(fps=args.fps, height=args.size, width=args.size)
+    attributes = {
+        name: value
+        for name in ("shape", "face_colour", "eyes", "background", "voice")
+        if (value := getattr(args, name)) is not None
+    }
+    split = "held-out" if args.held_out else "train"
+    clip = sample_clip(args.seed, split=split, events=args.events, config=config, **attributes)
+    num_frames = max(1, round(args.seconds * config.fps))
+    frames, audio = _render(clip, num_frames)
+    if output.suffix.lower() == ".ts":
+        write_ts_segment(output, frames, audio, config.fps, config.sample_rate)
+    else:
+        write_mp4(output, frames, audio, config.fps, config.sample_rate, metadata={"comment": clip.prompt})
+    character = clip.character
+    summary = {
+        "output": str(output),
+        "prompt": clip.prompt,
+        "seconds": num_frames / config.fps,
+        "split": split,
+        "character": {"id": character.id, **{name: getattr(character, name) for name in character.__dataclass_fields__}},
+        "events": sorted(clip.events),
+        "seed": args.seed,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _render(clip, num_frames: int):
+    """Render chunk by chunk (one timeline block at a time) with a progress bar on long clips."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    step = clip.config.block_frames
+    chunks = []
+    with tqdm(total=num_frames, unit="frame", desc="rendering", disable=num_frames < 8 * step, file=sys.stderr) as bar:
+        for start in range(0, num_frames, step):
+            chunks.append(clip.render(start, min(step, num_frames - start)))
+            bar.update(len(chunks[-1].frames))
+    return np.concatenate([c.frames for c in chunks]), np.concatenate([c.audio for c in chunks], axis=1)
+
+
+def eval_media(args: argparse.Namespace) -> int:
+    from avgen.media import read_media
+    from avgen.metrics import evaluate
+
+    media = read_media(args.path)
+    prompt = args.prompt if args.prompt is not None else media.metadata.get("comment")
+    report = {"path": args.path, **evaluate(media.frames, media.audio, media.fps, media.sample_rate, prompt)}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def bench_world(args: argparse.Namespace) -> int:
+    from avgen.metrics.calibration import calibrate
+
+    figures = calibrate(clips=args.clips, seconds=args.seconds, split=args.split, seed=args.seed, progress=True)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4f}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{name:34s} {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from avgen.world import VOCABULARIES
+
+    parser = _Parser(prog="avgen", description="Streaming audio-video generation: the avgen toolbox.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    render = commands.add_parser("render-world", help="render a clip of the synthetic world to an mp4")
+    render.add_argument("--seed", type=int, default=0, help="clip seed: picks the character, speech and events")
+    render.add_argument("--seconds", type=_seconds, default=10.0, help="clip length (default 10)")
+    render.add_argument("-o", "--output", required=True, help="output file (.mp4, or .ts for an MPEG-TS segment)")
+    render.add_argument("--held-out", action="store_true", help="draw a held-out character (never in training)")
+    for name, vocabulary in VOCABULARIES.items():
+        flag = "--" + name.replace("_", "-")
+        render.add_argument(flag, dest=name, metavar=name.upper(), help=f"fix the {name.replace('_', ' ')}: {', '.join(vocabulary)}")
+    render.add_argument("--events", type=_events, default=None, help="comma list of jump, chime, or none (default: drawn from the seed)")
+    render.add_argument("--fps", type=_positive_int, default=16, help="frames per second (default 16)")
+    render.add_argument("--size", type=_positive_int, default=64, help="frame height and width in pixels (default 64)")
+    render.set_defaults(run=render_world)
+
+    evaluate = commands.add_parser("eval-media", help="print sync, drift and attribute metrics of a media file as JSON")
+    evaluate.add_argument("path", help="mp4 or ts file with video and audio")
+    evaluate.add_argument("--prompt", help="prompt to judge adherence against (default: the file's embedded prompt)")
+    evaluate.set_defaults(run=eval_media)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    benches = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    world = benches.add_parser("world", help="check the metrics against the world's ground truth")
+    world.add_argument("--clips", type=_positive_int, default=200, help="rendered clips to check (default 200)")
+    world.add_argument("--seconds", type=_seconds, default=10.0, help="length of each clip (default 10)")
+    world.add_argument("--split", choices=("train", "held-out"), default="held-out", help="characters to draw")
+    world.add_argument("--seed", type=int, default=0, help="first clip seed")
+    world.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    world.set_defaults(run=bench_world)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from avgen.media import MediaError
+
+    try:
+        return args.run(args)
+    except (ValueError, MediaError, OSError) as error:
+        print(f"avgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avgen {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -31,6 +31,7 @@ __all__ = [
     "Clip",
     "FrameTruth",
     "WorldConfig",
+    "WorldDataset",
     "describe",
     "is_held_out",
     "matching_ids",
@@ -39,3 +40,12 @@ __all__ = [
     "sample_clip",
     "split_ids",
 ]
+
+
+def __getattr__(name: str):
+    # The dataset pulls in torch; import it only when asked for, so the CLI starts fast.
+    if name in ("WorldDataset", "default_cache_dir"):
+        from avgen.world import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'avgen.world' has no attribute {name!r}")

@@ -220,7 +220,7 @@ class Clip:
             max(half_width, half_height),
             lambda du, dv: (du / half_width) ** 2 + (dv / half_height) ** 2 <= 1.0,
         )
-        size = SPARKLE_SIZE * truth.sparkle[i]
+        size = SPARKLE_SIZE * np.sqrt(truth.sparkle[i])  # stays visible for as long as the chime is audible
         if size > 0.02:  # four-pointed star
             star = lambda du, dv: np.sqrt(np.abs(du)) + np.sqrt(np.abs(dv)) <= np.sqrt(size)  # noqa: E731
             canvas.paint(SPARKLE_RGB, SPARKLE_CENTRE, size, star)

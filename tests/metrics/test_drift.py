@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from avgen.metrics import evaluate, measure_drift
+from avgen.metrics.calibration import colour_drift
+from avgen.world import Character, Clip, sample_clip
+
+
+@pytest.fixture(scope="module")
+def clip_frames():
+    return sample_clip(21, events=frozenset({"jump", "chime"})).render(0, 16 * 12).frames
+
+
+def test_world_clip_does_not_drift(clip_frames):
+    drift = measure_drift(clip_frames, 16)
+    assert drift.window_seconds == 5
+    assert drift.image_statistics.shape == (12, 6)
+    assert drift.delta_drift < 1.0  # 8-bit levels
+    assert drift.delta_agreement == 0.0
+
+
+def test_drifting_colours_give_a_large_delta(clip_frames):
+    assert measure_drift(colour_drift(clip_frames), 16).delta_drift > 5.0
+
+
+def test_character_that_changes_loses_agreement():
+    first = Clip(Character("round", "red", "dot", "grey", "deep"), 1).render(0, 96).frames
+    second = Clip(Character("square", "blue", "dot", "navy", "deep"), 1).render(96, 96).frames
+    drift = measure_drift(np.concatenate([first, second]), 16, reference={"shape": "round", "face_colour": "red"})
+    assert drift.window_seconds == 5
+    assert drift.delta_agreement > 0.9
+
+
+def test_short_clips_compare_halves_and_tiny_ones_are_refused(clip_frames):
+    assert measure_drift(clip_frames[:64], 16).window_seconds == 2
+    with pytest.raises(ValueError, match="at least 2 s"):
+        measure_drift(clip_frames[:20], 16)
+
+
+def test_evaluate_reports_everything_against_the_prompt():
+    clip = sample_clip(33)
+    chunk = clip.render(0, 160)
+    report = evaluate(chunk.frames, chunk.audio, 16, 16000, prompt=clip.prompt)
+    assert report["sync"] == {"offset_frames": 0, "confidence": report["sync"]["confidence"], "confident": True}
+    assert report["adherence"]["score"] == 1.0
+    assert report["drift"]["delta_drift_levels"] < 1.0
+    wrong = evaluate(chunk.frames, chunk.audio, 16, 16000, prompt="a purple oval face on a sand background")
+    assert wrong["adherence"]["score"] < 1.0
