@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
+from typing import NamedTuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from avgen.world.attributes import BACKGROUNDS, EVENTS, FACE_COLOURS, VOICES, Ch
 from avgen.world.config import WorldConfig
 from avgen.world.prompt import describe
 from avgen.world.script import BLINK_SECONDS, JUMP_AIRBORNE_SECONDS, BlockScript, block_script
-from avgen.world.voice import chime_level, synthesize_block, vowel_envelope
+from avgen.world.voice import chime_level, sample_span, synthesize_block, vowel_envelope
 
 # Geometry, as fractions of the frame (positions, motion) or of the face radius (features).
 FACE_RADIUS = 0.27  # of min(height, width)
@@ -72,6 +73,12 @@ class FrameTruth:
     sparkle: np.ndarray  # sparkle size in [0, 1], follows the chime's loudness
 
 
+class _Block(NamedTuple):
+    script: BlockScript
+    audio: np.ndarray  # (block_samples,) float32
+    truth: FrameTruth
+
+
 @dataclass(frozen=True)
 class Chunk:
     frames: np.ndarray  # (F, H, W, 3) uint8
@@ -103,7 +110,7 @@ class Clip:
         self._bob_period = motion.uniform(2.5, 3.5)
         self._bob_phase, self._sway_phase = motion.uniform(0, 2 * np.pi, size=2)
         self._phrasing = int(motion.integers(1 << 16))
-        self._blocks: OrderedDict[int, tuple[BlockScript, np.ndarray, FrameTruth]] = OrderedDict()
+        self._blocks: OrderedDict[int, _Block] = OrderedDict()
 
     @property
     def prompt(self) -> str:
@@ -120,17 +127,21 @@ class Clip:
     def audio(self, start_frame: int, num_frames: int) -> np.ndarray:
         """(1, num_frames * samples_per_frame) float32 audio of the given frames."""
         spf = self.config.samples_per_frame
-        pieces = [self._block(b)[1][lo * spf : hi * spf] for b, lo, hi in self._spans(start_frame, num_frames)]
+        pieces = [self._block(b).audio[lo * spf : hi * spf] for b, lo, hi in self._spans(start_frame, num_frames)]
         return np.concatenate(pieces or [np.zeros(0, np.float32)])[None]
 
     def truth(self, start_frame: int, num_frames: int) -> FrameTruth:
         """Per-frame ground truth (head position, mouth, blinks, events) of a span of frames."""
-        spans = [(self._block(b)[2], lo, hi) for b, lo, hi in self._spans(start_frame, num_frames)]
+        spans = [(self._block(b).truth, lo, hi) for b, lo, hi in self._spans(start_frame, num_frames)]
         fields = {}
         for name in FrameTruth.__dataclass_fields__:
             parts = [getattr(block_truth, name)[lo:hi] for block_truth, lo, hi in spans]
             fields[name] = np.concatenate(parts) if parts else np.zeros(0)
         return FrameTruth(**fields)
+
+    def script(self, block: int) -> BlockScript:
+        """What happens in timeline block `block` (syllables, blinks, landings, chimes)."""
+        return self._block(block).script
 
     def _spans(self, start_frame: int, num_frames: int) -> list[tuple[int, int, int]]:
         """(block, first frame in block, end frame in block) covering the requested frames."""
@@ -144,14 +155,14 @@ class Clip:
             frame += stop - offset
         return spans
 
-    def _block(self, index: int) -> tuple[BlockScript, np.ndarray, FrameTruth]:
+    def _block(self, index: int) -> _Block:
         """Script, audio and frame truth of one block; the last few blocks stay cached."""
         if index in self._blocks:
             self._blocks.move_to_end(index)
             return self._blocks[index]
         voice = VOICES[self.character.voice]
         script = block_script(self.seed, index, voice.pitch_hz, self.events, self.config)
-        entry = (script, synthesize_block(script, voice, self.config), self._block_truth(index, script))
+        entry = _Block(script, synthesize_block(script, voice, self.config), self._block_truth(index, script))
         self._blocks[index] = entry
         if len(self._blocks) > 4:
             self._blocks.popitem(last=False)
@@ -167,8 +178,7 @@ class Clip:
         envelope = np.zeros(cfg.block_samples)
         weighted_width = np.zeros(cfg.block_samples)
         for syllable in script.syllables:
-            start = int(round(syllable.vowel_start * cfg.sample_rate))
-            num = min(int(round(syllable.vowel_seconds * cfg.sample_rate)), cfg.block_samples - start)
+            start, num = sample_span(syllable.vowel_start, syllable.vowel_seconds, cfg)
             contribution = syllable.amplitude * vowel_envelope(num, cfg.sample_rate)
             envelope[start : start + num] += contribution
             weighted_width[start : start + num] += contribution * VOWEL_MOUTH_WIDTH[syllable.vowel]

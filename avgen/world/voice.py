@@ -58,16 +58,16 @@ def synthesize_block(script: BlockScript, voice: Voice, config: WorldConfig) -> 
     sr = config.sample_rate
     audio = np.zeros(config.block_samples)
     for syllable in script.syllables:
-        onset_start, onset_num = _span(syllable.start, ONSET_SECONDS[syllable.onset], config)
+        onset_start, onset_num = sample_span(syllable.start, ONSET_SECONDS[syllable.onset], config)
         if onset_num:
             audio[onset_start : onset_start + onset_num] += _onset(syllable, onset_num, sr)
-        start, num = _span(syllable.vowel_start, syllable.vowel_seconds, config)
+        start, num = sample_span(syllable.vowel_start, syllable.vowel_seconds, config)
         audio[start : start + num] += syllable.amplitude * _vowel(syllable, voice, num, sr)
     for landing in script.landings:
-        start, num = _span(landing, THUD_SECONDS, config)
+        start, num = sample_span(landing, THUD_SECONDS, config)
         audio[start : start + num] += _thud(num, sr)
     for chime in script.chimes:
-        start, num = _span(chime.start, CHIME_SECONDS, config)
+        start, num = sample_span(chime.start, CHIME_SECONDS, config)
         audio[start : start + num] += _chime(chime, num, sr)
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
@@ -79,8 +79,8 @@ def chime_level(seconds_since_strike: np.ndarray) -> np.ndarray:
     return np.where(inside, np.exp(-np.clip(t, 0, None) / CHIME_DECAY_SECONDS), 0.0)
 
 
-def _span(start_seconds: float, seconds: float, config: WorldConfig) -> tuple[int, int]:
-    """First sample and sample count of an interval, clipped to the block."""
+def sample_span(start_seconds: float, seconds: float, config: WorldConfig) -> tuple[int, int]:
+    """First sample and sample count of an interval of a block, clipped to the block's end."""
     start = int(round(start_seconds * config.sample_rate))
     num = int(round(seconds * config.sample_rate))
     return start, max(0, min(num, config.block_samples - start))
@@ -122,7 +122,7 @@ def _onset(syllable: Syllable, num_samples: int, sample_rate: int) -> np.ndarray
     t = np.arange(num_samples) / sample_rate
     f0 = syllable.pitch_hz[0]
     murmur = np.sin(2 * np.pi * f0 * t) + 0.3 * np.sin(4 * np.pi * f0 * t)
-    return NASAL_LEVEL * murmur * np.linspace(0.3, 1.0, num_samples)
+    return NASAL_LEVEL * murmur * np.hanning(num_samples)  # no click at either end
 
 
 def _thud(num_samples: int, sample_rate: int) -> np.ndarray:

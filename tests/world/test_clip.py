@@ -119,7 +119,7 @@ def test_jump_is_seen_when_the_thud_is_heard():
     clip = sample_clip(8, events=frozenset({"jump"}), config=EVENTFUL)
     chunk = clip.render(0, 64)
     truth = clip.truth(0, 64)
-    landing = clip._block(0)[0].landings[0]
+    landing = clip.script(0).landings[0]
     landing_frame = int(landing * 16)
     thud = band_rms(chunk.audio, 1000, 20, 120)
     assert abs(int(thud.argmax()) - landing_frame) <= 1
