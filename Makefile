@@ -14,7 +14,8 @@ export GRADIO_ANALYTICS_ENABLED := False
 install: $(STAMP)
 
 $(BIN)/python:
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "avgen needs Python >= 3.10"'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "avgen needs Python >= 3.10; run make with PYTHON=python3.X"; exit 1; }
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 		echo "python3 -m venv failed; installing Debian's python3-venv"; \
 		apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
