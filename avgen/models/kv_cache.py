@@ -1,0 +1,143 @@
+"""KV cache with an attention sink and a rolling window, for chunk-by-chunk generation.
+
+Layout, for every (layer, stream) — a stream is one attention's keys, e.g. the video
+tower's self-attention or the audio keys that video queries read in the fusion layer:
+
+    keys, values: (B, (sink + window) * tokens_per_chunk, Nh, Dh), preallocated, pre-rotary
+    slot s holds chunk s for s < sink (the attention sink: kept forever), and the ring
+    buffer slots sink .. sink + window - 1 hold the most recent `window` chunks.
+
+Keys are stored before the rotary embedding. `read` returns the cached chunks in time
+order (sink, then window oldest to newest) and the model rotates them at positions
+0 .. n - 1, with the chunks being computed right after: whatever the absolute time, the
+model sees a contiguous stretch of at most sink + window + span chunks, so it never runs
+past its rotary table and memory stays flat. Until the buffer first wraps, these positions
+are the absolute ones, so incremental generation equals a full block-causal forward.
+
+Chunks are written by a forward called with `write=True` (the refresh of a final,
+clean chunk); the denoising passes before it only read. Cross-attention keys and values
+of the text are kept per prompt and cleared on their own when the prompt changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Per-layer, per-stream sink + ring-buffer cache of pre-rotary keys and values.
+
+    Args:
+        sink: chunks kept forever from the start of the video.
+        window: most recent chunks kept in the ring buffer.
+    """
+
+    def __init__(self, sink: int = 1, window: int = 4):
+        if sink < 0 or window < 0 or sink + window < 1:
+            raise ValueError(f"sink and window must be >= 0 with sink + window >= 1, got sink={sink}, window={window}")
+        self.sink = sink
+        self.window = window
+        self.num_chunks = 0  # chunks written since the start (absolute time of the next chunk)
+        self._keys: dict[tuple[int, str], torch.Tensor] = {}
+        self._values: dict[tuple[int, str], torch.Tensor] = {}
+        self._tokens: dict[tuple[int, str], int] = {}  # tokens per chunk of each stream
+        self._text: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.sink + self.window
+
+    @property
+    def num_cached(self) -> int:
+        """Chunks that `read` returns now."""
+        return min(self.num_chunks, self.capacity)
+
+    def slot_order(self) -> list[int]:
+        """Slots of the cached chunks in time order."""
+        if self.num_chunks <= self.capacity:
+            return list(range(self.num_chunks))
+        if self.window == 0:
+            return list(range(self.sink))
+        oldest = self.num_chunks - self.window  # absolute index of the oldest chunk still in the ring
+        first = self.sink + (oldest - self.sink) % self.window
+        ring = [self.sink + (first - self.sink + i) % self.window for i in range(self.window)]
+        return list(range(self.sink)) + ring
+
+    def read(self, layer: int, stream: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Cached (keys, values) of a stream in time order, (B, num_cached * tokens, Nh, Dh) each; None if empty."""
+        key = (layer, stream)
+        if self.num_chunks == 0:
+            return None
+        if key not in self._keys:
+            raise ValueError(
+                f"the cache holds no {stream!r} keys for its {self.num_chunks} chunks; reset() it before adding a modality"
+            )
+        tokens = self._tokens[key]
+        order = self.slot_order()
+        if order == list(range(len(order))):
+            end = len(order) * tokens
+            return self._keys[key][:, :end], self._values[key][:, :end]
+        device = self._keys[key].device
+        index = (torch.tensor(order, device=device)[:, None] * tokens + torch.arange(tokens, device=device)).flatten()
+        return self._keys[key].index_select(1, index), self._values[key].index_select(1, index)
+
+    def write(self, layer: int, stream: str, keys: torch.Tensor, values: torch.Tensor, num_chunks: int) -> None:
+        """Store `num_chunks` chunks of (B, num_chunks * tokens, Nh, Dh) keys/values as the next chunks.
+
+        The chunk counter moves on only with `commit`, after every layer has written.
+        """
+        key = (layer, stream)
+        B, L, Nh, Dh = keys.shape
+        tokens = L // num_chunks
+        assert tokens * num_chunks == L, f"{L} tokens do not split into {num_chunks} chunks"
+        if key not in self._keys:
+            shape = (B, self.capacity * tokens, Nh, Dh)
+            self._keys[key] = keys.new_zeros(shape)
+            self._values[key] = values.new_zeros(shape)
+            self._tokens[key] = tokens
+        if self._tokens[key] != tokens or self._keys[key].shape[0] != B:
+            raise ValueError(
+                f"cached stream {stream!r} holds batches of {self._keys[key].shape[0]} with {self._tokens[key]} tokens "
+                f"per chunk, got {B} and {tokens}; call reset() before changing batch or latent size"
+            )
+        for i in range(num_chunks):
+            slot = self._slot(self.num_chunks + i)
+            if slot is None:
+                continue
+            rows = slice(slot * tokens, (slot + 1) * tokens)
+            self._keys[key][:, rows] = keys[:, i * tokens : (i + 1) * tokens]
+            self._values[key][:, rows] = values[:, i * tokens : (i + 1) * tokens]
+
+    def commit(self, num_chunks: int) -> None:
+        """Advance time by the chunks just written by every layer."""
+        self.num_chunks += num_chunks
+
+    def _slot(self, chunk: int) -> int | None:
+        if chunk < self.sink:
+            return chunk
+        if self.window == 0:
+            return None  # no ring: chunks past the sink are not kept
+        return self.sink + (chunk - self.sink) % self.window
+
+    def text(self, layer: int, stream: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self._text.get((layer, stream))
+
+    def set_text(self, layer: int, stream: str, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self._text[(layer, stream)] = (keys, values)
+
+    def clear_text(self) -> None:
+        """Forget the prompt's cross-attention keys/values (prompt changed); self-attention stays."""
+        self._text.clear()
+
+    def reset(self) -> None:
+        """Forget everything: a new video starts."""
+        self.num_chunks = 0
+        self._keys.clear()
+        self._values.clear()
+        self._tokens.clear()
+        self._text.clear()
+
+    def nbytes(self) -> int:
+        """Bytes held by all buffers (self-attention and text)."""
+        tensors = [*self._keys.values(), *self._values.values(), *(t for pair in self._text.values() for t in pair)]
+        return sum(t.numel() * t.element_size() for t in tensors)

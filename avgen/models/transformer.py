@@ -1,0 +1,510 @@
+"""CausalAVTransformer: a video tower and an audio tower coupled by per-block fusion.
+
+Inputs per modality: latents, a noise level t per chunk and a step size d per chunk
+(d = 0: multi-step mode, the instantaneous flow-matching velocity; d > 0: few-step mode,
+the average velocity over a jump from t to t - d), plus text embeddings.
+
+Two entry points share one implementation (`_run`):
+  * `forward`: a whole clip in one pass with block-causal attention, optionally in the
+    teacher-forcing layout [clean context | noisy chunks] (training);
+  * `forward_chunks`: one chunk, or a rolling window of chunks, against a `KVCache`
+    (inference); `write=True` stores the chunks' keys/values (the clean refresh).
+
+A chunk is `chunk_frames` latent frames of video and the `chunk_frames *
+audio_latents_per_frame` audio latents of the same time span. Rotary time positions of
+both modalities are in latent frames (audio latent j at j / audio_latents_per_frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from avgen.models.attention import BACKENDS, Visibility, attend
+from avgen.models.fusion import FusionBlock
+from avgen.models.kv_cache import KVCache
+from avgen.models.rope import check_positions, rotate, time_angles, video_angles
+from avgen.models.tower import Tower
+
+CONTEXT, NOISY = 0, 1  # attention groups of teacher forcing (see Visibility)
+
+
+@dataclass
+class AVTransformerOutput(BaseOutput):
+    """Predicted velocities: video (B, C, F, H, W) and audio (B, C, T); None for an absent modality."""
+
+    video: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+
+
+class StepEmbedding(nn.Module):
+    """Embeds the step size d like a timestep; starts at zero so d changes nothing until trained."""
+
+    def __init__(self, freq_dim: int, dim: int):
+        super().__init__()
+        self.proj = Timesteps(num_channels=freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.embedder = TimestepEmbedding(in_channels=freq_dim, time_embed_dim=dim)
+        nn.init.zeros_(self.embedder.linear_2.weight)
+        nn.init.zeros_(self.embedder.linear_2.bias)
+
+    def forward(self, step: torch.Tensor) -> torch.Tensor:
+        B, Nc = step.shape
+        sinusoid = self.proj(step.flatten()).unflatten(0, (B, Nc))  # (B, Nc, freq_dim)
+        return self.embedder(sinusoid.to(self.embedder.linear_1.weight.dtype))  # (B, Nc, D)
+
+
+@dataclass
+class _Sequence:
+    """One modality's tokens in a forward: the current chunks and the cached ones before them."""
+
+    kind: str
+    tokens: torch.Tensor  # (B, L, D)
+    grid: tuple[int, ...]  # token grid of the current chunks: (F', H', W') or (T',)
+    temb: torch.Tensor  # (B, Nc, D)
+    timestep_proj: torch.Tensor  # (B, Nc, 6, D)
+    chunk_time: torch.Tensor  # (Nc,) rotary position of each current chunk, in chunks
+    chunk_visible: torch.Tensor  # (Nc,) visibility index of each current chunk
+    chunk_group: torch.Tensor  # (Nc,) CONTEXT or NOISY
+    num_cached: int
+    slots_per_chunk: int  # time slots per chunk: latent frames (video) or audio tokens (audio)
+    slot_seconds: float  # length of a slot, in latent frames
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunk_time)
+
+    @property
+    def tokens_per_chunk(self) -> int:
+        return self.tokens.shape[1] // self.num_chunks
+
+    def _chunks(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device = self.chunk_time.device
+        if not with_cache or self.num_cached == 0:
+            return self.chunk_time, self.chunk_visible, self.chunk_group
+        cached = torch.arange(self.num_cached, device=device)
+        return (
+            torch.cat([cached, self.chunk_time]),
+            torch.cat([cached, self.chunk_visible]),
+            torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group]),
+        )
+
+    def slot_times(self, with_cache: bool) -> torch.Tensor:
+        """(chunks * slots_per_chunk,) time of each slot (latent frame or audio token), in latent frames."""
+        chunk_time = self._chunks(with_cache)[0]
+        offsets = torch.arange(self.slots_per_chunk, device=chunk_time.device)
+        return ((chunk_time[:, None] * self.slots_per_chunk + offsets) * self.slot_seconds).flatten()
+
+    def token_times(self, with_cache: bool) -> torch.Tensor:
+        """(tokens,) time of each token, in latent frames."""
+        slots = self.slot_times(with_cache)
+        return slots.repeat_interleave(self.tokens_per_chunk // self.slots_per_chunk)
+
+    def chunk_visibility(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(chunks,) visibility index and group of each chunk."""
+        _, visible, group = self._chunks(with_cache)
+        return visible, group
+
+
+class CausalAVTransformer(ModelMixin, ConfigMixin):
+    """Causal audio-video diffusion transformer (see the module docstring).
+
+    The video tower's parameters carry diffusers' `WanTransformer3DModel` names, so a Wan
+    state dict loads into `transformer.video` with strict key matching.
+    """
+
+    config_name = "config.json"
+    _keep_in_fp32_modules = ["time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_out"]
+
+    @register_to_config
+    def __init__(
+        self,
+        video_in_channels: int = 16,
+        video_patch_size: tuple[int, int, int] = (1, 2, 2),
+        video_dim: int = 1536,
+        video_num_heads: int = 12,
+        video_ffn_dim: int = 8960,
+        audio_in_channels: int = 16,
+        audio_patch_size: int = 1,
+        audio_dim: int = 768,
+        audio_num_heads: int = 6,
+        audio_ffn_dim: int = 3072,
+        num_layers: int = 30,
+        fusion: bool = True,
+        text_dim: int = 4096,
+        freq_dim: int = 256,
+        eps: float = 1e-6,
+        cross_attn_norm: bool = True,
+        chunk_frames: int = 3,
+        audio_latents_per_frame: int = 8,
+        rope_theta: float = 10000.0,
+        rope_max_seq_len: int = 1024,
+        timestep_scale: float = 1000.0,
+    ):
+        super().__init__()
+        if (chunk_frames * audio_latents_per_frame) % audio_patch_size:
+            raise ValueError(
+                f"audio_patch_size ({audio_patch_size}) must divide chunk_frames * audio_latents_per_frame "
+                f"({chunk_frames * audio_latents_per_frame})"
+            )
+        if chunk_frames % video_patch_size[0]:
+            raise ValueError(f"video_patch_size[0] ({video_patch_size[0]}) must divide chunk_frames ({chunk_frames})")
+        shared = dict(num_layers=num_layers, text_dim=text_dim, freq_dim=freq_dim, eps=eps, cross_attn_norm=cross_attn_norm)
+        self.video = Tower("video", video_in_channels, video_patch_size, video_dim, video_num_heads, video_ffn_dim, **shared)
+        self.audio = Tower("audio", audio_in_channels, (audio_patch_size,), audio_dim, audio_num_heads, audio_ffn_dim, **shared)
+        self.video_step_embedder = StepEmbedding(freq_dim, video_dim)
+        self.audio_step_embedder = StepEmbedding(freq_dim, audio_dim)
+        self.fusion_blocks = (
+            nn.ModuleList(FusionBlock(video_dim, audio_dim, video_num_heads, audio_num_heads, eps) for _ in range(num_layers))
+            if fusion
+            else None
+        )
+        self.attention_backend = "sdpa"
+
+    # ------------------------------------------------------------------ public API
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> CausalAVTransformer:
+        """A freshly initialised model of a named size ("tiny", "wan-1.3b"); see avgen.models.presets."""
+        from avgen.models.presets import preset_config
+
+        return cls(**{**preset_config(name), **overrides})
+
+    def set_attention_backend(self, backend: str) -> None:
+        """Choose the attention kernel: one of "sdpa" (default), "flex", "flash", "xformers"."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown attention backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.attention_backend = backend
+
+    def forward(
+        self,
+        video: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        timestep_video: torch.Tensor | None = None,
+        timestep_audio: torch.Tensor | None = None,
+        step_video: torch.Tensor | None = None,
+        step_audio: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        context_video: torch.Tensor | None = None,
+        context_audio: torch.Tensor | None = None,
+        causal: bool = True,
+        return_dict: bool = True,
+    ) -> AVTransformerOutput | tuple:
+        """Whole clip in one pass (training).
+
+        Args:
+            video: (B, C, F, H, W) noisy latents, F a multiple of chunk_frames; or None.
+            audio: (B, C, T) noisy latents, T = F * audio_latents_per_frame when both are given; or None.
+            timestep_*: noise level in [0, 1] per chunk, (B, Nc) or (B,).
+            step_*: step size d in [0, 1] per chunk, (B, Nc) or (B,); default 0 (multi-step mode).
+            encoder_hidden_states: (B, Lt, text_dim) text embeddings.
+            context_*: clean latents of the same shape for teacher forcing: the sequence becomes
+                [clean context | noisy chunks] and noisy chunk i sees clean chunks < i and itself.
+            causal: False gives full bidirectional attention over the clip (a Wan-style forward).
+
+        Returns:
+            predictions for the noisy latents, same shapes as `video` / `audio`.
+        """
+        num_chunks = self._check_inputs(video, audio, encoder_hidden_states)
+        teacher_forcing = context_video is not None or context_audio is not None
+        if teacher_forcing:
+            self._check_context(video, context_video, "video")
+            self._check_context(audio, context_audio, "audio")
+        device = (video if video is not None else audio).device
+        chunks = torch.arange(num_chunks, device=device)
+        visible = chunks if causal else torch.zeros_like(chunks)
+        if teacher_forcing:  # [clean context | noisy chunks], both at the same time positions
+            layout = (
+                torch.cat([chunks, chunks]),
+                torch.cat([visible, visible]),
+                torch.cat([torch.full_like(chunks, CONTEXT), torch.full_like(chunks, NOISY)]),
+            )
+        else:
+            layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
+        inputs = {}
+        for kind, latents, context, timestep, step in (
+            ("video", video, context_video, timestep_video, step_video),
+            ("audio", audio, context_audio, timestep_audio, step_audio),
+        ):
+            if latents is None:
+                continue
+            timestep = self._per_chunk(timestep, latents, num_chunks, f"timestep_{kind}")
+            step = self._per_chunk(step, latents, num_chunks, f"step_{kind}", default=0.0)
+            if teacher_forcing:
+                latents = torch.cat([context, latents], dim=2)
+                timestep = torch.cat([torch.zeros_like(timestep), timestep], dim=1)
+                step = torch.cat([torch.zeros_like(step), step], dim=1)
+            inputs[kind] = (latents, timestep, step)
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, write=False)
+        if teacher_forcing:
+            outputs = {kind: out[:, :, out.shape[2] // 2 :] for kind, out in outputs.items()}
+        result = AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
+        return result if return_dict else (result.video, result.audio)
+
+    def forward_chunks(
+        self,
+        kv_cache: KVCache,
+        video: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        timestep_video: torch.Tensor | None = None,
+        timestep_audio: torch.Tensor | None = None,
+        step_video: torch.Tensor | None = None,
+        step_audio: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        write: bool = False,
+        joint: bool = False,
+    ) -> AVTransformerOutput:
+        """One chunk or a window of chunks after the ones in `kv_cache` (inference).
+
+        The chunks attend to the cached chunks and, block-causally, to each other
+        (`joint=True`: to every chunk of the window, Rolling Forcing's relaxed causality).
+        With `write=True` their keys/values are stored in the cache as the next chunks:
+        call it once per final chunk, with its clean latents at t = 0 (the refresh).
+        Text keys/values are computed once per prompt and kept in the cache; call
+        `kv_cache.clear_text()` when the prompt changes.
+        """
+        num_chunks = self._check_inputs(video, audio, encoder_hidden_states)
+        device = (video if video is not None else audio).device
+        cached = kv_cache.num_cached
+        chunks = torch.arange(cached, cached + num_chunks, device=device)
+        visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks
+        layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
+        inputs = {}
+        for kind, latents, timestep, step in (("video", video, timestep_video, step_video), ("audio", audio, timestep_audio, step_audio)):
+            if latents is not None:
+                inputs[kind] = (
+                    latents,
+                    self._per_chunk(timestep, latents, num_chunks, f"timestep_{kind}"),
+                    self._per_chunk(step, latents, num_chunks, f"step_{kind}", default=0.0),
+                )
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, write=write)
+        if write:
+            kv_cache.commit(num_chunks)
+        return AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
+
+    # ------------------------------------------------------------------ the one implementation
+
+    def _run(
+        self,
+        inputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        layout: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        encoder_hidden_states: torch.Tensor | None,
+        cache: KVCache | None,
+        write: bool,
+    ) -> dict[str, torch.Tensor]:
+        """Run the towers (and fusion) over the given chunks; see forward / forward_chunks."""
+        cfg = self.config
+        towers = {"video": self.video, "audio": self.audio}
+        steps = {"video": self.video_step_embedder, "audio": self.audio_step_embedder}
+        num_cached = cache.num_cached if cache is not None else 0
+
+        sequences: dict[str, _Sequence] = {}
+        for kind, (latents, timestep, step) in inputs.items():
+            tower = towers[kind]
+            tokens = tower.embed(latents)
+            temb, projection = tower.time_embedding(timestep * cfg.timestep_scale, steps[kind](step * cfg.timestep_scale))
+            if kind == "video":
+                grid = tuple(n // p for n, p in zip(latents.shape[2:], tower.patch_size))
+                slots, slot_seconds = cfg.chunk_frames // tower.patch_size[0], float(tower.patch_size[0])
+            else:
+                grid = (latents.shape[2] // tower.patch_size[0],)
+                slots = cfg.chunk_frames * cfg.audio_latents_per_frame // tower.patch_size[0]
+                slot_seconds = tower.patch_size[0] / cfg.audio_latents_per_frame
+            sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, num_cached, slots, slot_seconds)
+            check_positions(sequences[kind].slot_times(with_cache=False), cfg.rope_max_seq_len)
+
+        angles = _AngleTable(sequences, cfg.rope_theta)
+        backend = self.attention_backend
+        text = {kind: self._text_kv(towers[kind], kind, encoder_hidden_states, cache) for kind in sequences}
+
+        def self_attend(layer: int, kind: str):
+            sequence = sequences[kind]
+            head_dim = towers[kind].blocks[layer].attn1.head_dim
+
+            def attend_fn(query, key, value):
+                return _attend_with_cache(
+                    cache, write, layer, kind, query, key, value,
+                    angles.self_angles(kind, head_dim, with_cache=False), angles.self_angles(kind, head_dim, with_cache=True),
+                    sequence, sequence, backend,
+                )  # fmt: skip
+
+            return attend_fn
+
+        def text_attend(query, key, value):
+            return attend(query, key, value, None, backend)
+
+        modulations = {kind: None for kind in sequences}
+        for layer in range(cfg.num_layers):
+            for kind, sequence in sequences.items():
+                block = towers[kind].blocks[layer]
+                modulations[kind] = block.modulation(sequence.timestep_proj)
+                sequence.tokens = block.self_attention(sequence.tokens, modulations[kind], self_attend(layer, kind))
+                sequence.tokens = block.text_attention(sequence.tokens, text[kind][layer], text_attend)
+            if self.fusion_blocks is not None and len(sequences) == 2:
+                self._fuse(layer, sequences, angles, cache, write, backend)
+            for kind, sequence in sequences.items():
+                sequence.tokens = towers[kind].blocks[layer].feed_forward(sequence.tokens, modulations[kind])
+
+        outputs = {}
+        for kind, sequence in sequences.items():
+            tower = towers[kind]
+            outputs[kind] = tower.unembed(tower.head(sequence.tokens, sequence.temb), sequence.grid)
+        return outputs
+
+    def _fuse(self, layer, sequences, angles, cache, write, backend) -> None:
+        fusion = self.fusion_blocks[layer]
+        video, audio = sequences["video"], sequences["audio"]
+        updates = {}
+        for query_seq, context_seq, module, stream in (
+            (video, audio, fusion.video_from_audio, "video_from_audio"),
+            (audio, video, fusion.audio_from_video, "audio_from_video"),
+        ):
+            head_dim = module.attn.head_dim
+            key, value = module.key_value(context_seq.tokens)
+
+            def attend_fn(q, k, v, query_seq=query_seq, context_seq=context_seq, head_dim=head_dim, stream=stream):
+                return _attend_with_cache(
+                    cache, write, layer, stream, q, k, v,
+                    angles.time_angles(query_seq.kind, head_dim, with_cache=False),
+                    angles.time_angles(context_seq.kind, head_dim, with_cache=True),
+                    query_seq, context_seq, backend,
+                )  # fmt: skip
+
+            updates[query_seq.kind] = module(query_seq.tokens, key, value, attend_fn)
+        video.tokens, audio.tokens = updates["video"], updates["audio"]
+
+    def _text_kv(self, tower: Tower, kind: str, encoder_hidden_states, cache: KVCache | None):
+        """Per-layer text keys/values of a tower, from the cache when the prompt is unchanged."""
+        if cache is not None and cache.text(0, kind) is not None:
+            return [cache.text(layer, kind) for layer in range(len(tower.blocks))]
+        if encoder_hidden_states is None:
+            raise ValueError(f"encoder_hidden_states (B, Lt, {self.config.text_dim}) is required: no prompt is cached")
+        text = tower.text_embedding(encoder_hidden_states)
+        pairs = [block.attn2.key_value(text) for block in tower.blocks]
+        if cache is not None:
+            for layer, (key, value) in enumerate(pairs):
+                cache.set_text(layer, kind, key, value)
+        return pairs
+
+    # ------------------------------------------------------------------ input checks
+
+    def _check_inputs(self, video, audio, encoder_hidden_states) -> int:
+        """Validate shapes against the config; return the number of chunks."""
+        cfg = self.config
+        if video is None and audio is None:
+            raise ValueError("give video latents, audio latents or both")
+        counts = []
+        if video is not None:
+            if video.ndim != 5 or video.shape[1] != cfg.video_in_channels:
+                raise ValueError(
+                    f"video latents must be (B, {cfg.video_in_channels}, F, H, W), got {tuple(video.shape)}"
+                )
+            F_, H, W = video.shape[2:]
+            _, ph, pw = cfg.video_patch_size
+            if F_ == 0 or F_ % cfg.chunk_frames:
+                raise ValueError(f"video latent frames must be a positive multiple of chunk_frames={cfg.chunk_frames}, got {F_}")
+            if H % ph or W % pw:
+                raise ValueError(f"video latent height and width must be multiples of the patch ({ph}, {pw}), got ({H}, {W})")
+            counts.append(F_ // cfg.chunk_frames)
+        if audio is not None:
+            per_chunk = cfg.chunk_frames * cfg.audio_latents_per_frame
+            if audio.ndim != 3 or audio.shape[1] != cfg.audio_in_channels:
+                raise ValueError(f"audio latents must be (B, {cfg.audio_in_channels}, T), got {tuple(audio.shape)}")
+            if audio.shape[2] == 0 or audio.shape[2] % per_chunk:
+                raise ValueError(
+                    f"audio latents must be a positive multiple of {per_chunk} per chunk "
+                    f"(chunk_frames * audio_latents_per_frame), got T={audio.shape[2]}"
+                )
+            counts.append(audio.shape[2] // per_chunk)
+        if len(set(counts)) > 1:
+            raise ValueError(f"video and audio must cover the same chunks, got {counts[0]} and {counts[1]}")
+        if video is not None and audio is not None and video.shape[0] != audio.shape[0]:
+            raise ValueError(f"video and audio batch sizes differ: {video.shape[0]} and {audio.shape[0]}")
+        if encoder_hidden_states is not None and (encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[-1] != cfg.text_dim):
+            raise ValueError(f"encoder_hidden_states must be (B, Lt, {cfg.text_dim}), got {tuple(encoder_hidden_states.shape)}")
+        return counts[0]
+
+    @staticmethod
+    def _check_context(latents, context, kind: str) -> None:
+        if (latents is None) != (context is None) or (context is not None and context.shape != latents.shape):
+            shape = None if latents is None else tuple(latents.shape)
+            raise ValueError(f"context_{kind} must match {kind}'s shape {shape} for teacher forcing")
+
+    @staticmethod
+    def _per_chunk(value, latents: torch.Tensor, num_chunks: int, name: str, default: float | None = None) -> torch.Tensor:
+        """(B,) or (B, Nc) (or a number) -> (B, Nc) float32 on the latents' device."""
+        B = latents.shape[0]
+        if value is None:
+            if default is None:
+                raise ValueError(f"{name} is required: a noise level in [0, 1] per chunk, (B, {num_chunks}) or (B,)")
+            value = default
+        value = torch.as_tensor(value, dtype=torch.float32, device=latents.device)
+        if value.ndim == 0:
+            value = value.expand(B)
+        if value.ndim == 1:
+            value = value[:, None].expand(B, num_chunks)
+        if value.shape != (B, num_chunks):
+            raise ValueError(f"{name} must be (B,) or (B, Nc) = ({B}, {num_chunks}), got {tuple(value.shape)}")
+        return value
+
+
+class _AngleTable:
+    """Rotary angles of one forward, computed once and shared by every layer."""
+
+    def __init__(self, sequences: dict[str, _Sequence], theta: float):
+        self.sequences = sequences
+        self.theta = theta
+        self._memo: dict[tuple, torch.Tensor] = {}
+
+    def self_angles(self, kind: str, head_dim: int, with_cache: bool) -> torch.Tensor:
+        key = ("self", kind, head_dim, with_cache)
+        if key not in self._memo:
+            sequence = self.sequences[kind]
+            if kind == "video":
+                _, height, width = sequence.grid
+                self._memo[key] = video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta)
+            else:
+                self._memo[key] = time_angles(sequence.token_times(with_cache), head_dim, self.theta)
+        return self._memo[key]
+
+    def time_angles(self, kind: str, head_dim: int, with_cache: bool) -> torch.Tensor:
+        key = ("time", kind, head_dim, with_cache)
+        if key not in self._memo:
+            self._memo[key] = time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta)
+        return self._memo[key]
+
+
+def _attend_with_cache(
+    cache: KVCache | None,
+    write: bool,
+    layer: int,
+    stream: str,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    query_angles: torch.Tensor,
+    key_angles: torch.Tensor,
+    query_seq: _Sequence,
+    key_seq: _Sequence,
+    backend: str,
+) -> torch.Tensor:
+    """Attention of the current queries over [cached keys | current keys], rotated at re-based positions.
+
+    Keys are cached pre-rotary and written after use, so the read is never overwritten mid-forward.
+    """
+    cached = cache.read(layer, stream) if cache is not None else None
+    keys, values = (key, value) if cached is None else (torch.cat([cached[0], key], 1), torch.cat([cached[1], value], 1))
+    query_chunk, query_group = query_seq.chunk_visibility(with_cache=False)
+    key_chunk, key_group = key_seq.chunk_visibility(with_cache=cached is not None)
+    visibility = Visibility(
+        query_chunk, query_group, query_seq.tokens_per_chunk, key_chunk, key_group, key_seq.tokens_per_chunk, CONTEXT
+    )
+    out = attend(rotate(query, query_angles), rotate(keys, key_angles), values, visibility, backend)
+    if write:
+        cache.write(layer, stream, key, value, query_seq.num_chunks)
+    return out
