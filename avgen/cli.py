@@ -133,6 +133,29 @@ def bench_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_model(args: argparse.Namespace) -> int:
+    from avgen.models.presets import preset_config
+
+    preset_config(args.preset)  # an unknown name fails before torch loads
+    import torch
+
+    from avgen.models.benchmark import benchmark_model
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    figures = benchmark_model(
+        args.preset, args.chunks, device=args.device, dtype=dtypes[args.dtype], sink=args.sink, window=args.window,
+        backend=args.backend, progress=not args.json,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for name, value in figures.items():
+            print(f"{name:34s} {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avgen.world import VOCABULARIES
 
@@ -166,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--seed", type=int, default=0, help="first clip seed")
     world.add_argument("--json", action="store_true", help="print JSON instead of a table")
     world.set_defaults(run=bench_world)
+
+    model = benches.add_parser("model", help="speed, memory and exactness of chunk-by-chunk generation")
+    model.add_argument("--preset", default="tiny", help="model size: tiny or wan-1.3b (default tiny)")
+    model.add_argument("--chunks", type=_positive_int, default=100, help="chunks to generate (default 100)")
+    model.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    model.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="weights and activations")
+    model.add_argument("--backend", choices=("sdpa", "flex", "flash", "xformers"), default="sdpa", help="attention kernel")
+    model.add_argument("--sink", type=int, default=1, help="sink chunks in the KV cache (default 1)")
+    model.add_argument("--window", type=int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
+    model.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    model.set_defaults(run=bench_model)
     return parser
 
 

@@ -66,3 +66,18 @@ def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, args, env, message):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
     assert set(tmp_path.iterdir()) == before
+
+
+def test_bench_model_reports_speed_memory_cache_and_exactness(tmp_path):
+    result = run("bench", "model", "--preset", "tiny", "--chunks", "12", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["ms_per_chunk_median"] > 0 and figures["peak_memory_bytes"] > 0
+    assert figures["cache_bytes"]["10"] == figures["cache_bytes"]["12"] > 0
+    assert figures["max_abs_diff_incremental_vs_full"] <= 1e-4
+
+
+def test_bench_model_bad_preset_is_one_line(tmp_path):
+    result = run("bench", "model", "--preset", "huge", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "unknown model preset 'huge': choose one of tiny, wan-1.3b" in result.stderr

@@ -32,6 +32,6 @@ def test_gpu_kernels_are_an_extra_and_torch_is_pinned():
 
 def test_world_metrics_and_media_start_without_torch():
     # The CLI's render/eval commands should start in well under a second.
-    code = "import avgen.world, avgen.metrics, avgen.media, avgen.cli, sys; print('torch' in sys.modules)"
+    code = "import avgen.world, avgen.metrics, avgen.media, avgen.cli, avgen.models.presets, sys; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -48,6 +48,11 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Latent (height, width) each preset is benchmarked at: 64x64 world frames and Wan's 480x832, both /8.
+BENCH_LATENT_SIZES = {"tiny": (8, 8), "wan-1.3b": (60, 104)}
+BENCH_TEXT_TOKENS = {"tiny": 16, "wan-1.3b": 512}
+
+
 def preset_config(name: str) -> dict:
     """Config of a named preset; a ValueError lists the names when it is unknown."""
     if name not in PRESETS:
