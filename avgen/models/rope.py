@@ -56,10 +56,14 @@ def time_angles(time: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor
     return time.double()[:, None] * inverse_frequencies(head_dim, theta, time.device)
 
 
-def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (2i, 2i+1) of (B, L, Nh, Dh) `x` by (L, Dh / 2) angles (Wan's layout), in fp32."""
-    cos = angles.cos().float()[None, :, None]  # (1, L, 1, Dh / 2)
-    sin = angles.sin().float()[None, :, None]
+def rotation(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 (cos, sin) of (L, Dh / 2) angles, shaped (1, L, 1, Dh / 2) to broadcast over (B, L, Nh, Dh / 2)."""
+    return angles.cos().float()[None, :, None], angles.sin().float()[None, :, None]
+
+
+def rotate(x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate channel pairs (2i, 2i+1) of (B, L, Nh, Dh) `x` by a `rotation` (Wan's layout), in fp32."""
+    cos, sin = cos_sin
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, L, Nh, Dh / 2) each
     out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
     return out.to(x.dtype)

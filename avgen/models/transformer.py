@@ -29,7 +29,7 @@ from torch import nn
 from avgen.models.attention import BACKENDS, Visibility, attend
 from avgen.models.fusion import FusionBlock
 from avgen.models.kv_cache import KVCache
-from avgen.models.rope import check_positions, rotate, time_angles, video_angles
+from avgen.models.rope import check_positions, rotate, rotation, time_angles, video_angles
 from avgen.models.tower import Tower
 
 CONTEXT, NOISY = 0, 1  # attention groups of teacher forcing (see Visibility)
@@ -226,20 +226,16 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             )
         else:
             layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
-        inputs = {}
-        for kind, latents, context, timestep, step in (
-            ("video", video, context_video, timestep_video, step_video),
-            ("audio", audio, context_audio, timestep_audio, step_audio),
-        ):
-            if latents is None:
-                continue
-            timestep = self._per_chunk(timestep, latents, num_chunks, f"timestep_{kind}")
-            step = self._per_chunk(step, latents, num_chunks, f"step_{kind}", default=0.0)
-            if teacher_forcing:
-                latents = torch.cat([context, latents], dim=2)
-                timestep = torch.cat([torch.zeros_like(timestep), timestep], dim=1)
-                step = torch.cat([torch.zeros_like(step), step], dim=1)
-            inputs[kind] = (latents, timestep, step)
+        inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
+        if teacher_forcing:
+            contexts = {"video": context_video, "audio": context_audio}
+            for kind, (latents, timestep, step) in inputs.items():
+                zeros = torch.zeros_like(timestep)
+                inputs[kind] = (
+                    torch.cat([contexts[kind], latents], dim=2),
+                    torch.cat([zeros, timestep], dim=1),
+                    torch.cat([zeros, step], dim=1),
+                )
         outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, write=False)
         if teacher_forcing:
             outputs = {kind: out[:, :, out.shape[2] // 2 :] for kind, out in outputs.items()}
@@ -274,18 +270,27 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         chunks = torch.arange(cached, cached + num_chunks, device=device)
         visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks
         layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
-        inputs = {}
-        for kind, latents, timestep, step in (("video", video, timestep_video, step_video), ("audio", audio, timestep_audio, step_audio)):
-            if latents is not None:
-                inputs[kind] = (
-                    latents,
-                    self._per_chunk(timestep, latents, num_chunks, f"timestep_{kind}"),
-                    self._per_chunk(step, latents, num_chunks, f"step_{kind}", default=0.0),
-                )
+        inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
         outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, write=write)
         if write:
             kv_cache.commit(num_chunks)
         return AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
+
+    def refresh(
+        self,
+        kv_cache: KVCache,
+        video: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        context_noise: float = 0.0,
+    ) -> None:
+        """Write the keys/values of final, clean chunks into the cache (run at t = context_noise).
+
+        The noisy keys/values of the denoising passes are never kept: only this call writes.
+        """
+        self.forward_chunks(
+            kv_cache, video, audio, context_noise, context_noise, encoder_hidden_states=encoder_hidden_states, write=True
+        )
 
     # ------------------------------------------------------------------ the one implementation
 
@@ -435,6 +440,21 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             shape = None if latents is None else tuple(latents.shape)
             raise ValueError(f"context_{kind} must match {kind}'s shape {shape} for teacher forcing")
 
+    def _per_modality(self, num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio) -> dict:
+        """{kind: (latents, (B, Nc) timesteps, (B, Nc) step sizes)} for the modalities given."""
+        inputs = {}
+        for kind, latents, timestep, step in (
+            ("video", video, timestep_video, step_video),
+            ("audio", audio, timestep_audio, step_audio),
+        ):
+            if latents is not None:
+                inputs[kind] = (
+                    latents,
+                    self._per_chunk(timestep, latents, num_chunks, f"timestep_{kind}"),
+                    self._per_chunk(step, latents, num_chunks, f"step_{kind}", default=0.0),
+                )
+        return inputs
+
     @staticmethod
     def _per_chunk(value, latents: torch.Tensor, num_chunks: int, name: str, default: float | None = None) -> torch.Tensor:
         """(B,) or (B, Nc) (or a number) -> (B, Nc) float32 on the latents' device."""
@@ -454,28 +474,31 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
 
 
 class _AngleTable:
-    """Rotary angles of one forward, computed once and shared by every layer."""
+    """Rotary (cos, sin) of one forward, computed once and shared by every layer."""
 
     def __init__(self, sequences: dict[str, _Sequence], theta: float):
         self.sequences = sequences
         self.theta = theta
         self._memo: dict[tuple, torch.Tensor] = {}
 
-    def self_angles(self, kind: str, head_dim: int, with_cache: bool) -> torch.Tensor:
+    def self_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotation of a tower's own attention: Wan's 3-D split for video, time for audio."""
         key = ("self", kind, head_dim, with_cache)
         if key not in self._memo:
             sequence = self.sequences[kind]
             if kind == "video":
                 _, height, width = sequence.grid
-                self._memo[key] = video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta)
+                angles = video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta)
             else:
-                self._memo[key] = time_angles(sequence.token_times(with_cache), head_dim, self.theta)
+                angles = time_angles(sequence.token_times(with_cache), head_dim, self.theta)
+            self._memo[key] = rotation(angles)
         return self._memo[key]
 
-    def time_angles(self, kind: str, head_dim: int, with_cache: bool) -> torch.Tensor:
+    def time_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotation by time alone (cross-modal fusion)."""
         key = ("time", kind, head_dim, with_cache)
         if key not in self._memo:
-            self._memo[key] = time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta)
+            self._memo[key] = rotation(time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta))
         return self._memo[key]
 
 
@@ -487,8 +510,8 @@ def _attend_with_cache(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
-    query_angles: torch.Tensor,
-    key_angles: torch.Tensor,
+    query_angles: tuple[torch.Tensor, torch.Tensor],
+    key_angles: tuple[torch.Tensor, torch.Tensor],
     query_seq: _Sequence,
     key_seq: _Sequence,
     backend: str,

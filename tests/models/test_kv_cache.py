@@ -81,7 +81,7 @@ def test_reads_do_not_write_and_refresh_does(micro, make_latents):
     with torch.no_grad():
         micro.forward_chunks(cache, video[:, :, :2], audio[:, :, :8], 0.7, 0.7, encoder_hidden_states=text)
         assert cache.num_chunks == 0
-        micro.forward_chunks(cache, video[:, :, :2], audio[:, :, :8], 0.0, 0.0, encoder_hidden_states=text, write=True)
+        micro.refresh(cache, video[:, :, :2], audio[:, :, :8], encoder_hidden_states=text)
         assert cache.num_chunks == 1
 
 

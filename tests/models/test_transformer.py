@@ -147,6 +147,20 @@ def test_save_and_load_round_trip(micro, make_latents, tmp_path):
     assert torch.equal(a.video, b.video) and torch.equal(a.audio, b.audio)
 
 
+def test_wan_1_3b_preset_has_the_shapes_of_wan_2_1_t2v_1_3b():
+    from diffusers import WanTransformer3DModel
+
+    with torch.device("meta"):
+        wan = WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16,
+            text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30,
+        )  # fmt: skip
+        ours = CausalAVTransformer.from_preset("wan-1.3b")
+    wan_shapes = {name: tuple(t.shape) for name, t in wan.state_dict().items()}
+    assert {name: tuple(t.shape) for name, t in ours.video.state_dict().items()} == wan_shapes
+    assert ours.fusion_blocks is not None and len(ours.audio.blocks) == 30
+
+
 def test_presets_by_name():
     tiny = CausalAVTransformer.from_preset("tiny")
     assert tiny.config.num_layers == 4
