@@ -3,6 +3,8 @@
     avgen render-world --seed 3 --seconds 10 -o clip.mp4 [--held-out] [--shape round ...]
     avgen eval-media clip.mp4 [--prompt "..."]
     avgen bench world [--clips 200] [--json]
+    avgen bench model [--preset tiny] [--chunks 100] [--json]
+    avgen eval codecs [--model weights/avgen-tiny] [--clips 50] [--json]
 
 Errors a user can cause print one line that says what to do and exit with status 2.
 """
@@ -121,15 +123,7 @@ def bench_world(args: argparse.Namespace) -> int:
     from avgen.metrics.calibration import calibrate
 
     figures = calibrate(clips=args.clips, seconds=args.seconds, split=args.split, seed=args.seed, progress=True)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return 0
-    for name, value in figures.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v:.4f}" for k, v in value.items())
-        elif isinstance(value, float):
-            value = f"{value:.4f}"
-        print(f"{name:34s} {value}")
+    _print_figures(figures, args.json)
     return 0
 
 
@@ -148,12 +142,28 @@ def bench_model(args: argparse.Namespace) -> int:
         args.preset, args.chunks, device=args.device, dtype=dtypes[args.dtype], sink=args.sink, window=args.window,
         backend=args.backend, progress=not args.json,
     )  # fmt: skip
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for name, value in figures.items():
-            print(f"{name:34s} {value}")
+    _print_figures(figures, args.json)
     return 0
+
+
+def eval_codecs(args: argparse.Namespace) -> int:
+    from avgen.codecs.evaluation import evaluate_codecs
+
+    figures = evaluate_codecs(args.model, clips=args.clips, latent_frames=args.latent_frames, progress=not args.json)
+    _print_figures(figures, args.json)
+    return 0
+
+
+def _print_figures(figures: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{name:40s} {value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--window", type=int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     model.add_argument("--json", action="store_true", help="print JSON instead of a table")
     model.set_defaults(run=bench_model)
+
+    evaluation = commands.add_parser("eval", help="evaluations that print figures")
+    evaluations = evaluation.add_subparsers(dest="evaluation", required=True, parser_class=_Parser)
+    codecs = evaluations.add_parser("codecs", help="codec reconstruction and streaming speed on held-out characters")
+    codecs.add_argument("--model", default="weights/avgen-tiny", help="model folder with vae/ and audio_codec/")
+    codecs.add_argument("--clips", type=_positive_int, default=50, help="held-out clips (default 50)")
+    codecs.add_argument("--latent-frames", type=_positive_int, default=41, help="latent frames per clip (41: 10 s)")
+    codecs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    codecs.set_defaults(run=eval_codecs)
     return parser
 
 

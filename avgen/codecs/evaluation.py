@@ -1,0 +1,120 @@
+"""`avgen eval codecs`: reconstruction quality of the codecs on held-out characters, and their speed.
+
+For each held-out world clip, video and audio go through their codec and back, and the
+world metrics are measured again: a codec is only good enough if lips still match the
+voice and the character's attributes still read back after the round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avgen.codecs.audio import AudioCodec
+from avgen.codecs.losses import multi_resolution_stft_distance, psnr
+from avgen.codecs.video import VideoCodec
+from avgen.metrics.attributes import READ_ATTRIBUTES, read_attributes
+from avgen.metrics.sync import audio_envelope, measure_sync
+from avgen.world.clip import sample_clip
+from avgen.world.config import WorldConfig
+
+
+def frames_to_video(frames: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) float in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+
+
+def video_to_frames(video: torch.Tensor) -> np.ndarray:
+    """(1, 3, F, H, W) in [-1, 1] -> (F, H, W, 3) uint8."""
+    return ((video[0].permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def load_codecs(model: str | Path) -> tuple[VideoCodec, AudioCodec]:
+    model = Path(model)
+    for subfolder in ("vae", "audio_codec"):
+        if not (model / subfolder / "config.json").is_file():
+            raise ValueError(f"{str(model / subfolder)!r} holds no codec; train one with `python train/codecs.py`")
+    return VideoCodec.from_pretrained(model / "vae").eval(), AudioCodec.from_pretrained(model / "audio_codec").eval()
+
+
+def folder_megabytes(folder: Path) -> float:
+    return round(sum(path.stat().st_size for path in folder.glob("*.safetensors")) / 1e6, 3)
+
+
+def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41, seed: int = 0, progress: bool = False) -> dict:
+    """Figures over `clips` held-out clips of 1 + 4 * (latent_frames - 1) frames (41: 161 frames, 10 s)."""
+    video_codec, audio_codec = load_codecs(model)
+    config = WorldConfig()
+    num_frames = 1 + video_codec.temporal_compression * (latent_frames - 1)
+    rows = []
+    iterator = range(seed, seed + clips)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="evaluating codecs", unit="clip")
+    for clip_seed in iterator:
+        clip = sample_clip(clip_seed, split="held-out", config=config)
+        chunk = clip.render(0, num_frames)
+        video = frames_to_video(chunk.frames)
+        audio = torch.from_numpy(chunk.audio)[None]  # (1, 1, S)
+        with torch.no_grad():
+            video_out = video_codec.decode_latents(video_codec.encode_latents(video))
+            audio_out = audio_codec.decode_latents(audio_codec.encode_latents(audio))
+        frames_out = video_to_frames(video_out)
+        samples_out = audio_out[0].numpy()
+        truth = {name: getattr(clip.character, name) for name in READ_ATTRIBUTES}
+        reading = read_attributes(frames_out).as_dict()
+        original_envelope = audio_envelope(chunk.audio, config.sample_rate, config.fps, num_frames)
+        decoded_envelope = audio_envelope(samples_out, config.sample_rate, config.fps, num_frames)
+        rows.append(
+            {
+                "psnr": float(psnr(video_out, video)[0]),
+                "sync_video_roundtrip": measure_sync(frames_out, chunk.audio, config.fps, config.sample_rate).offset,
+                "sync_both_roundtrip": measure_sync(frames_out, samples_out, config.fps, config.sample_rate).offset,
+                "attributes": all(reading[name] == truth[name] for name in READ_ATTRIBUTES),
+                "envelope_correlation": float(np.corrcoef(original_envelope, decoded_envelope)[0, 1]),
+                "stft_distance": float(multi_resolution_stft_distance(audio_out, audio)),
+            }
+        )
+    model = Path(model)
+    return {
+        "clips": clips,
+        "frames_per_clip": num_frames,
+        "split": "held-out",
+        "video_psnr_db_mean": round(float(np.mean([r["psnr"] for r in rows])), 3),
+        "video_psnr_db_min": round(float(np.min([r["psnr"] for r in rows])), 3),
+        "sync_offset_zero_video_roundtrip": float(np.mean([r["sync_video_roundtrip"] == 0 for r in rows])),
+        "attribute_readback_video_roundtrip": float(np.mean([r["attributes"] for r in rows])),
+        "audio_envelope_correlation_mean": round(float(np.mean([r["envelope_correlation"] for r in rows])), 4),
+        "audio_envelope_correlation_min": round(float(np.min([r["envelope_correlation"] for r in rows])), 4),
+        "audio_multi_resolution_stft_distance": round(float(np.mean([r["stft_distance"] for r in rows])), 4),
+        "sync_offset_zero_both_roundtrip": float(np.mean([r["sync_both_roundtrip"] == 0 for r in rows])),
+        "streaming_decode_realtime_factor_one_thread": round(streaming_speed(video_codec, audio_codec, config), 2),
+        "video_codec_megabytes": folder_megabytes(model / "vae"),
+        "audio_codec_megabytes": folder_megabytes(model / "audio_codec"),
+    }
+
+
+def streaming_speed(video_codec: VideoCodec, audio_codec: AudioCodec, config: WorldConfig, seconds: float = 10.0) -> float:
+    """Seconds of audio+video decoded per second of wall time, chunk by chunk (one latent frame), on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        latent_frames = int(seconds * config.fps / video_codec.temporal_compression)
+        hop = audio_codec.hop_length
+        audio_per_latent = video_codec.temporal_compression * config.sample_rate // config.fps // hop  # 8
+        size = config.height // video_codec.spatial_compression
+        video_latents = torch.randn(1, video_codec.config.z_dim, latent_frames, size, size)
+        audio_latents = torch.randn(1, audio_codec.config.decoder_input_channels, latent_frames * audio_per_latent)
+        video_stream, audio_stream = video_codec.stream(), audio_codec.stream()
+        began = time.perf_counter()
+        for index in range(latent_frames):
+            video_stream.decode(video_latents[:, :, index : index + 1])
+            audio_stream.decode(audio_latents[..., index * audio_per_latent : (index + 1) * audio_per_latent])
+        elapsed = time.perf_counter() - began
+    finally:
+        torch.set_num_threads(threads)
+    return seconds / elapsed

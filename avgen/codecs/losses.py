@@ -1,0 +1,37 @@
+"""Reconstruction losses and distances shared by codec training and evaluation."""
+
+from __future__ import annotations
+
+import torch
+
+STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256))  # (n_fft, hop) at 16 kHz: 16 ms to 64 ms windows
+
+
+def multi_resolution_stft_distance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over resolutions of spectral convergence + log-magnitude L1 (Yamamoto et al., 2020, eq. 1-4).
+
+    Args:
+        predicted, target: (B, C, S) audio.
+
+    Returns:
+        scalar tensor; 0 for identical audio.
+    """
+    total = predicted.new_zeros(())
+    for n_fft, hop in STFT_RESOLUTIONS:
+        window = torch.hann_window(n_fft, device=predicted.device, dtype=predicted.dtype)
+
+        def magnitude(audio: torch.Tensor) -> torch.Tensor:
+            spectrum = torch.stft(audio.flatten(0, 1), n_fft, hop, window=window, return_complex=True)
+            return spectrum.abs().clamp_min(1e-5)  # a floor: exact silence should not dominate the log term
+
+        p, t = magnitude(predicted), magnitude(target)
+        convergence = torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp_min(1e-7)
+        log_magnitude = (t.log() - p.log()).abs().mean()
+        total = total + convergence + log_magnitude
+    return total / len(STFT_RESOLUTIONS)
+
+
+def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of videos in [-1, 1] (peak-to-peak 2), per batch item, (B,)."""
+    mse = ((predicted - target) ** 2).flatten(1).mean(dim=1)
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))

@@ -1,0 +1,34 @@
+"""Codec sizes: `tiny` is what avgen-tiny ships (64x64 world video, 16 kHz audio)."""
+
+from __future__ import annotations
+
+from avgen.codecs.audio import AudioCodec
+from avgen.codecs.video import VideoCodec
+
+TINY_VIDEO = dict(
+    base_dim=16,
+    z_dim=8,
+    dim_mult=[1, 2, 4, 4],  # three downsamplings: 8x spatial
+    num_res_blocks=1,
+    temperal_downsample=[False, True, True],  # 4x temporal
+    latents_mean=[0.0] * 8,
+    latents_std=[1.0] * 8,
+)
+
+TINY_AUDIO = dict(
+    encoder_hidden_size=16,  # two halves: 8 latent channels (mean, scale)
+    downsampling_ratios=[2, 5, 5, 10],  # 500 samples per latent: 32 latents/s at 16 kHz
+    channel_multiples=[1, 2, 4, 8],
+    decoder_channels=32,
+    decoder_input_channels=8,
+    audio_channels=1,
+    sampling_rate=16000,
+)
+
+
+def tiny_video_codec() -> VideoCodec:
+    return VideoCodec(**TINY_VIDEO)
+
+
+def tiny_audio_codec() -> AudioCodec:
+    return AudioCodec(**TINY_AUDIO)

@@ -1,0 +1,201 @@
+"""Train the tiny streaming codecs on world clips and save them in diffusers layout.
+
+    python train/codecs.py --codec video --steps 3000 --out weights/avgen-tiny
+    python train/codecs.py --codec audio --steps 3000 --out weights/avgen-tiny
+
+Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
+safetensors, optimizer state beside them) and continues from the newest one with --resume.
+At the end the codec's latent mean/std per channel are measured on training clips and
+written into its config, and the codec is saved to OUT/vae or OUT/audio_codec.
+Metrics (loss, reconstruction terms, learning rate) go to OUT/checkpoints/CODEC/metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
+from avgen.codecs.losses import multi_resolution_stft_distance, psnr  # noqa: E402
+from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
+from avgen.world import WorldConfig, WorldDataset, default_cache_dir  # noqa: E402
+
+SUBFOLDERS = {"video": "vae", "audio": "audio_codec"}
+
+
+@dataclass
+class CodecTrainingConfig:
+    codec: str = "video"  # "video" or "audio"
+    steps: int = 3000
+    batch_size: int = 4
+    clip_frames: int = 9  # 1 + 4k: two latent frames after the first
+    clips: int = 4096  # distinct training clips (rendered once, then cached)
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    kl_weight: float = 1e-6
+    stft_weight: float = 1.0  # audio: multi-resolution STFT term beside the waveform L1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    threads: int = 1
+    seed: int = 0
+    out: str = "weights/avgen-tiny"
+    cache_dir: str | None = None
+
+    def __post_init__(self):
+        if self.codec not in SUBFOLDERS:
+            raise ValueError(f"codec must be one of {', '.join(SUBFOLDERS)}, got {self.codec!r}")
+        if (self.clip_frames - 1) % 4:
+            raise ValueError(f"clip_frames must be 1 + 4k, got {self.clip_frames}")
+
+
+def learning_rate(config: CodecTrainingConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def batches(config: CodecTrainingConfig, dataset: WorldDataset, start_step: int):
+    """Endless shuffled batches of (video (B, 3, F, H, W), audio (B, 1, S)), reproducible per step."""
+    step = start_step
+    while True:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + step)
+        indices = torch.randint(len(dataset), (config.batch_size,), generator=generator).tolist()
+        items = [dataset[i] for i in indices]
+        yield torch.stack([item["video"] for item in items]), torch.stack([item["audio"] for item in items])
+        step += 1
+
+
+def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor, audio: torch.Tensor) -> dict:
+    if config.codec == "video":
+        posterior = codec.encode(video).latent_dist
+        decoded = codec.decode(posterior.sample()).sample
+        terms = {
+            "mse": ((decoded - video) ** 2).mean(),
+            "l1": (decoded - video).abs().mean(),
+            "kl": posterior.kl().mean(),
+        }
+        terms["loss"] = terms["mse"] + 0.5 * terms["l1"] + config.kl_weight * terms["kl"]
+        terms["psnr"] = psnr(decoded.detach(), video).mean()
+    else:
+        posterior = codec.encode(audio).latent_dist
+        decoded = codec.decode(posterior.sample()).sample
+        terms = {
+            "l1": (decoded - audio).abs().mean(),
+            "stft": multi_resolution_stft_distance(decoded, audio),
+            "kl": posterior.kl().mean(),
+        }
+        terms["loss"] = terms["l1"] + config.stft_weight * terms["stft"] + config.kl_weight * terms["kl"]
+    return terms
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    steps = sorted(folder.glob("step-*"), key=lambda path: int(path.name.split("-")[1]))
+    return steps[-1] if steps else None
+
+
+@torch.no_grad()
+def measure_latent_statistics(config: CodecTrainingConfig, codec, dataset: WorldDataset, clips: int = 64) -> None:
+    """Per-channel mean/std of the posterior means over `clips` training clips, written into the config."""
+    if config.codec == "video":  # measure raw posterior means: identity normalisation first
+        codec.register_to_config(latents_mean=[0.0] * codec.config.z_dim, latents_std=[1.0] * codec.config.z_dim)
+    else:
+        codec.register_to_config(latents_mean=None, latents_std=None)
+    latents = []
+    for index in range(min(clips, len(dataset))):
+        item = dataset[index]
+        if config.codec == "video":
+            latents.append(codec.encode_latents(item["video"][None]).transpose(0, 1).flatten(1))  # (C, N)
+        else:
+            latents.append(codec.encode_latents(item["audio"][None]).transpose(0, 1).flatten(1))
+    stacked = torch.cat(latents, dim=1)
+    codec.register_to_config(latents_mean=stacked.mean(1).tolist(), latents_std=stacked.std(1).clamp_min(1e-3).tolist())
+
+
+def train(config: CodecTrainingConfig, resume: bool) -> Path:
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    folder = out / "checkpoints" / config.codec
+    folder.mkdir(parents=True, exist_ok=True)
+    dataset = WorldDataset(
+        "train",
+        num_clips=config.clips,
+        seconds=config.clip_frames / WorldConfig().fps,
+        cache_dir=config.cache_dir or default_cache_dir(),
+        seed=config.seed,
+    )
+    codec_class = VideoCodec if config.codec == "video" else AudioCodec
+    codec = tiny_video_codec() if config.codec == "video" else tiny_audio_codec()
+    optimizer = torch.optim.AdamW(codec.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    start = 0
+    checkpoint = latest_checkpoint(folder) if resume else None
+    if checkpoint is not None:
+        codec = codec_class.from_pretrained(checkpoint)
+        optimizer = torch.optim.AdamW(codec.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        start = json.loads((checkpoint / "state.json").read_text())["step"]
+        print(f"resuming from {checkpoint} at step {start}", file=sys.stderr)
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    codec.train()
+    metrics = (folder / "metrics.jsonl").open("a")
+    data = batches(config, dataset, start)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=f"training {config.codec} codec")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        video, audio = next(data)
+        began = time.perf_counter()
+        terms = reconstruction_loss(config, codec, video, audio)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)
+        optimizer.step()
+        record = {name: round(float(value.detach()), 6) for name, value in terms.items()}
+        record.update(step=step + 1, lr=learning_rate(config, step), grad_norm=round(float(norm), 4), seconds=round(time.perf_counter() - began, 3))
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+        bar.set_postfix({key: record[key] for key in ("loss", "psnr") if key in record})
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            target = folder / f"step-{step + 1}"
+            codec.save_pretrained(target)
+            torch.save(optimizer.state_dict(), target / "optimizer.pt")
+            (target / "state.json").write_text(json.dumps({"step": step + 1}))
+    metrics.close()
+    codec.eval()
+    measure_latent_statistics(config, codec, dataset)
+    destination = out / SUBFOLDERS[config.codec]
+    codec.save_pretrained(destination)
+    return destination
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[CodecTrainingConfig, bool]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = CodecTrainingConfig()
+    for field in dataclasses.fields(CodecTrainingConfig):
+        value = getattr(defaults, field.name)
+        kind = type(value) if value is not None else str
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=value, help=f"default: {value}")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    args = vars(parser.parse_args(argv))
+    resume = args.pop("resume")
+    return CodecTrainingConfig(**args), resume
+
+
+if __name__ == "__main__":
+    config, resume = parse_args()
+    print(f"saved {train(config, resume)}")
