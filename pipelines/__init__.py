@@ -1,4 +1,7 @@
-"""Diffusers-style pipelines, installed as ``avgen.pipelines``.
+"""Diffusers-style pipelines, installed as ``avgen.pipelines``."""
 
-RollingForcingPipeline and MutualForcingPipeline land here with the model and codecs.
-"""
+from avgen.pipelines.mutual_forcing import MutualForcingPipeline
+from avgen.pipelines.rolling_forcing import RollingForcingPipeline
+from avgen.pipelines.streaming import AVChunk, AVPipelineOutput, AVStream
+
+__all__ = ["AVChunk", "AVPipelineOutput", "AVStream", "MutualForcingPipeline", "RollingForcingPipeline"]

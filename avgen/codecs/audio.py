@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderOobleck
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the base class up here
 from torch import nn
 
 

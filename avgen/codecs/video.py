@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the base class up here
 
 
 class VideoCodec(AutoencoderKLWan):

@@ -145,7 +145,10 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         rope_theta: float = 10000.0,
         rope_max_seq_len: int = 1024,
         timestep_scale: float = 1000.0,
+        audio_conditioning: bool = False,
     ):
+        """`audio_conditioning` records that training taught video generation from clean audio
+        (coupling with modality conditioning); pipelines refuse given audio otherwise."""
         super().__init__()
         if (chunk_frames * audio_latents_per_frame) % audio_patch_size:
             raise ValueError(
