@@ -1,5 +1,6 @@
 """The `avgen` command line.
 
+    avgen generate "A red round face ..." --seconds 30 --steps 4 --pipeline rolling|mutual -o out.mp4 [--image ref.png]
     avgen render-world --seed 3 --seconds 10 -o clip.mp4 [--held-out] [--shape round ...]
     avgen eval-media clip.mp4 [--prompt "..."]
     avgen bench world [--clips 200] [--json]
@@ -166,11 +167,68 @@ def _print_figures(figures: dict, as_json: bool) -> None:
         print(f"{name:40s} {value}")
 
 
+def generate(args: argparse.Namespace) -> int:
+    from avgen.media import check_writable, ffmpeg_exe, write_mp4
+
+    output = check_writable(args.output)
+    if not args.prompt.strip():
+        raise ValueError("the prompt is empty: describe the character, e.g. 'A red round face with glasses ...'")
+    ffmpeg_exe()  # fail before generating, not after
+    image = _read_image(args.image) if args.image else None
+    import warnings
+
+    import numpy as np
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
+    from avgen.pipelines.loading import load_pipeline
+
+    diffusers_logging.disable_progress_bar()  # loading bars would bury the one line a mistake prints
+    warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
+    pipe = load_pipeline(args.model, args.pipeline)
+    stream = pipe.stream(
+        args.prompt, seconds=args.seconds, num_inference_steps=args.steps, guidance_scale=args.guidance,
+        image=image, generator=torch.Generator().manual_seed(args.seed), window=args.window,
+    )  # fmt: skip
+    chunks = list(stream)
+    frames = np.concatenate([c.frames[0] for c in chunks])
+    audio = np.concatenate([c.audio[0] for c in chunks], axis=-1)
+    write_mp4(output, frames, audio, pipe.fps, pipe.sample_rate, metadata={"comment": args.prompt})
+    print(json.dumps({"output": str(output), "prompt": args.prompt, "seconds": len(frames) / pipe.fps, "pipeline": args.pipeline}, indent=2))
+    return 0
+
+
+def _read_image(path: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except FileNotFoundError:
+        raise ValueError(f"no such image: {path!r}") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"cannot read image {path!r}: {error}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avgen.world import VOCABULARIES
 
     parser = _Parser(prog="avgen", description="Streaming audio-video generation: the avgen toolbox.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    make = commands.add_parser("generate", help="generate a talking character with sound to an mp4")
+    make.add_argument("prompt", help="what to generate, e.g. 'A red round face with glasses talks in a deep voice ...'")
+    make.add_argument("--seconds", type=_seconds, default=10.0, help="length (default 10)")
+    make.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
+    make.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
+    make.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
+    make.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
+    make.add_argument("--seed", type=int, default=0, help="noise seed")
+    make.add_argument("--image", help="reference character image (RGB, the model's frame size) to start from")
+    make.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
+    make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
+    make.set_defaults(run=generate)
 
     render = commands.add_parser("render-world", help="render a clip of the synthetic world to an mp4")
     render.add_argument("--seed", type=int, default=0, help="clip seed: picks the character, speech and events")

@@ -71,7 +71,11 @@ class WorldTextEncoder(ModelMixin, ConfigMixin):
         self.norm = nn.LayerNorm(dim)
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        """(B, L) token ids, padded with 0; the empty prompt is the single NULL token."""
+        """(B, max_length) token ids, padded with 0; the empty prompt is the single NULL token.
+
+        Always padding to max_length (as Wan pads umT5 to 512) makes a prompt's embedding
+        independent of the other prompts in its batch.
+        """
         rows = []
         for prompt in prompts:
             tokens = words(prompt) or [NULL]
@@ -84,7 +88,7 @@ class WorldTextEncoder(ModelMixin, ConfigMixin):
             if len(tokens) > self.config.max_length:
                 raise ValueError(f"prompt has {len(tokens)} words; at most {self.config.max_length} fit")
             rows.append([self._index[word] for word in tokens])
-        length = max(len(row) for row in rows)
+        length = self.config.max_length
         return torch.tensor([row + [0] * (length - len(row)) for row in rows], device=self.device)
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
 
 from avgen.codecs.audio import AudioCodec
 from avgen.codecs.av import AVDecoder, audio_latents_per_frame, audio_lead_in
@@ -272,7 +273,9 @@ class AVStreamingPipeline(DiffusionPipeline):
         decoder = AVDecoder(self.vae, self.audio_codec, self.fps, self.sample_rate)
         samples_per_frame = self.sample_rate // self.fps
         emitted = 0
-        with self.progress_bar(total=num_chunks) as bar:
+        # diffusers' progress_bar needs a total; an endless stream only counts chunks.
+        settings = {"desc": "chunks", "unit": "chunk", **getattr(self, "_progress_bar_config", {})}
+        with tqdm(total=num_chunks, **settings) as bar:
             for chunk in latent_chunks:
                 if output_type == "latent":
                     frames, audio = chunk.video, chunk.audio

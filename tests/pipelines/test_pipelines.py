@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+
+from avgen import MutualForcingPipeline, RollingForcingPipeline
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_output_shapes_match_the_seconds_asked_for(rolling, prompt):
+    out = rolling(prompt, seconds=1.5, generator=seeded())
+    assert out.frames.shape == (1, 24, 64, 64, 3) and out.frames.dtype == np.uint8
+    assert out.audio.shape == (1, 1, 24_000) and out.audio.dtype == np.float32
+    assert (out.fps, out.sample_rate) == (16, 16000)
+    pt = rolling(prompt, seconds=1.5, generator=seeded(), output_type="pt")
+    assert pt.frames.shape == (1, 24, 3, 64, 64) and 0.0 <= float(pt.frames.min()) <= float(pt.frames.max()) <= 1.0
+    latent = rolling(prompt, seconds=1.5, generator=seeded(), output_type="latent")
+    assert latent.frames.shape == (1, 8, 7, 8, 8) and latent.audio.shape == (1, 8, 56)
+
+
+def test_same_seed_same_output_other_seed_other_output(rolling, prompt):
+    a = rolling(prompt, seconds=1.0, generator=seeded(0))
+    b = rolling(prompt, seconds=1.0, generator=seeded(0))
+    c = rolling(prompt, seconds=1.0, generator=seeded(1))
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+    assert not np.array_equal(a.audio, c.audio)
+
+
+def test_batch_of_two_equals_two_single_runs(rolling, prompt):
+    other = "A blue square face with dot eyes talks in a squeaky voice on a mint background."
+    batch = rolling([prompt, other], seconds=1.0, generator=[seeded(3), seeded(4)])
+    first = rolling(prompt, seconds=1.0, generator=seeded(3))
+    second = rolling(other, seconds=1.0, generator=seeded(4))
+    assert np.abs(batch.audio[0] - first.audio[0]).max() <= 1e-3 and np.abs(batch.audio[1] - second.audio[0]).max() <= 1e-3
+    assert np.abs(batch.frames[0].astype(int) - first.frames[0]).max() <= 1
+    assert np.abs(batch.frames[1].astype(int) - second.frames[0]).max() <= 1
+
+
+def test_stream_chunks_concatenate_to_the_call(rolling, prompt):
+    whole = rolling(prompt, seconds=2.0, generator=seeded())
+    chunks = list(rolling.stream(prompt, seconds=2.0, generator=seeded()))
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert [c.frames.shape[1] for c in chunks[:3]] == [1, 4, 4]
+    assert chunks[1].start_seconds == pytest.approx(1 / 16)
+    assert np.array_equal(np.concatenate([c.frames for c in chunks], 1), whole.frames)
+    assert np.array_equal(np.concatenate([c.audio for c in chunks], -1), whole.audio)
+    for c in chunks:  # every chunk carries exactly the audio of its frames
+        assert c.audio.shape[-1] == c.frames.shape[1] * 1000
+
+
+def test_stream_without_length_goes_on_until_stopped(rolling, prompt):
+    stream = rolling.stream(prompt, generator=seeded())
+    chunks = [next(stream) for _ in range(12)]
+    stream.close()
+    assert [c.index for c in chunks] == list(range(12))
+
+
+def test_window_of_one_is_chunkwise_few_step_generation(components, prompt):
+    rolling = RollingForcingPipeline(**components)
+    mutual = MutualForcingPipeline(**components)
+    for pipe in (rolling, mutual):
+        pipe.set_progress_bar_config(disable=True)
+    a = rolling(prompt, seconds=1.0, num_inference_steps=4, window=1, generator=seeded())
+    b = mutual(prompt, seconds=1.0, num_inference_steps=4, generator=seeded())
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+    joint = rolling(prompt, seconds=1.0, num_inference_steps=4, generator=seeded())
+    assert not np.array_equal(joint.audio, a.audio)  # the default window (4 chunks) differs
+
+
+def test_multi_step_mode_with_guidance_runs(mutual, prompt):
+    out = mutual(prompt, seconds=0.5, num_inference_steps=12, guidance_scale=3.0, generator=seeded())
+    assert out.frames.shape[1] == 8 and np.isfinite(out.audio).all()
+
+
+def test_callback_sees_every_forward(rolling, prompt):
+    seen = []
+    rolling(prompt, seconds=1.0, num_inference_steps=4, generator=seeded(),
+            callback_on_step_end=lambda pipe, tick, levels, kwargs: seen.append((tick, len(kwargs["chunks"]))))  # fmt: skip
+    # 5 chunks, 4 levels each, window 4: warm-up, steady state and flush take 5 + 3 forwards.
+    assert [tick for tick, _ in seen] == list(range(8))
+    assert [n for _, n in seen] == [1, 2, 3, 4, 4, 3, 2, 1]
+
+
+def test_prompt_change_takes_effect_at_the_next_chunk(rolling, prompt):
+    other = "A green oval face with googly eyes talks in a bright voice on a sand background."
+    plain = list(rolling.stream(prompt, seconds=2.0, generator=seeded()))
+    stream = rolling.stream(prompt, seconds=2.0, generator=seeded())
+    changed = [next(stream) for _ in range(3)]
+    stream.set_prompt(other)
+    changed += list(stream)
+    for before, after in zip(plain[:3], changed[:3]):
+        assert np.array_equal(before.audio, after.audio)
+    assert not np.array_equal(plain[-1].audio, changed[-1].audio)
+
+
+def test_reference_image_starts_the_stream(rolling, prompt):
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[16:48, 16:48] = (215, 60, 55)
+    chunks = list(rolling.stream(prompt, seconds=1.0, image=image, generator=seeded()))
+    assert chunks[0].frames.shape[1] == 1 and chunks[0].index == 0
+    encoded = rolling.vae.decode_latents(rolling.vae.encode_latents(torch.from_numpy(image).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1))
+    expected = ((encoded[0, :, 0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    assert np.array_equal(chunks[0].frames[0, 0], expected)  # the first chunk is the image itself, through the VAE
+
+
+def test_save_and_load_round_trip(rolling, prompt, tmp_path):
+    rolling.save_pretrained(tmp_path)
+    assert (tmp_path / "model_index.json").is_file()
+    reference = rolling(prompt, seconds=1.0, generator=seeded())
+    assert isinstance(MutualForcingPipeline.from_pretrained(tmp_path).transformer, type(rolling.transformer))
+    loaded = RollingForcingPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    again = loaded(prompt, seconds=1.0, generator=seeded())
+    assert np.abs(again.frames.astype(int) - reference.frames).max() <= 1
+    assert np.abs(again.audio - reference.audio).max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prompt=""), "prompt must be a non-empty string"),
+        (dict(seconds=0), "seconds must be > 0"),
+        (dict(seconds=-3), "seconds must be > 0"),
+        (dict(num_inference_steps=4, window=3), r"window \(3\) must divide num_inference_steps \(4\)"),
+        (dict(output_type="gif"), "output_type must be one of np, pt, latent"),
+        (dict(image=np.zeros((32, 32, 3), np.uint8)), "image must be 64x64 pixels, got 32x32"),
+        (dict(image=np.zeros((64, 64), np.uint8)), "RGB uint8 array"),
+        (dict(audio=np.zeros(16000, np.float32)), "not trained to follow given audio"),
+        (dict(prompt="a purple elephant"), "unknown words in prompt: elephant"),
+    ],
+)
+def test_bad_input_is_explained(rolling, prompt, kwargs, message):
+    kwargs = {"prompt": prompt, "seconds": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        rolling(**kwargs)
+
+
+def test_pil_image_mode_is_checked(rolling, prompt):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="image must be RGB, got mode 'RGBA'"):
+        rolling(prompt, seconds=1.0, image=Image.new("RGBA", (64, 64)))
