@@ -147,6 +147,20 @@ def bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_stream(args: argparse.Namespace) -> int:
+    import torch
+
+    from avgen.pipelines.benchmark import benchmark_stream, random_tiny_pipeline
+    from avgen.pipelines.loading import load_pipeline
+
+    torch.set_num_threads(args.threads)
+    pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
+    figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json)
+    figures.update(model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads)
+    _print_figures(figures, args.json)
+    return 0
+
+
 def eval_codecs(args: argparse.Namespace) -> int:
     from avgen.codecs.evaluation import evaluate_codecs
 
@@ -268,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--window", type=int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     model.add_argument("--json", action="store_true", help="print JSON instead of a table")
     model.set_defaults(run=bench_model)
+
+    stream = benches.add_parser("stream", help="memory and time per chunk over a long streamed generation")
+    stream.add_argument("--model", help="pipeline folder (default: untrained components of the tiny sizes)")
+    stream.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="which pipeline")
+    stream.add_argument("--minutes", type=_seconds, default=10.0, help="minutes of audio+video to stream (default 10)")
+    stream.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
+    stream.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stream.set_defaults(run=bench_stream)
 
     evaluation = commands.add_parser("eval", help="evaluations that print figures")
     evaluations = evaluation.add_subparsers(dest="evaluation", required=True, parser_class=_Parser)

@@ -269,6 +269,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         chunks = self._decoded(latent_chunks, total_frames, num_chunks, output_type)
         return AVStream(chunks, set_prompt)
 
+    @torch.no_grad()  # on a generator, torch switches grad off only while it runs, not between chunks
     def _decoded(self, latent_chunks, total_frames, num_chunks, output_type) -> Iterator[AVChunk]:
         decoder = AVDecoder(self.vae, self.audio_codec, self.fps, self.sample_rate)
         samples_per_frame = self.sample_rate // self.fps

@@ -7,6 +7,9 @@ from avgen.codecs.video import VideoCodec
 
 TINY_VIDEO = dict(
     base_dim=16,
+    # Half-width decoder: streaming decode must beat real time on one CPU core (measured 3x
+    # faster than a 16-wide decoder: 2.25 s vs 6.62 s for 5 s of video, on a loaded core).
+    decoder_base_dim=8,
     z_dim=8,
     dim_mult=[1, 2, 4, 4],  # three downsamplings: 8x spatial
     num_res_blocks=1,

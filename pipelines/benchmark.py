@@ -1,0 +1,71 @@
+"""`avgen bench stream`: memory and speed of a long streamed generation."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import torch
+
+
+def current_rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def random_tiny_pipeline(pipeline: str = "rolling"):
+    """Untrained components of the shipped sizes: speed and memory do not depend on the weights."""
+    from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec
+    from avgen.models.transformer import CausalAVTransformer
+    from avgen.pipelines.mutual_forcing import MutualForcingPipeline
+    from avgen.pipelines.rolling_forcing import RollingForcingPipeline
+    from avgen.scheduler import FlowMatchShortcutScheduler
+    from avgen.text import WorldTextEncoder
+
+    torch.manual_seed(0)
+    cls = RollingForcingPipeline if pipeline == "rolling" else MutualForcingPipeline
+    return cls(
+        transformer=CausalAVTransformer.from_preset("tiny").eval(),
+        vae=tiny_video_codec().eval(),
+        audio_codec=tiny_audio_codec().eval(),
+        text_encoder=WorldTextEncoder().eval(),
+        scheduler=FlowMatchShortcutScheduler(),
+    )
+
+
+def benchmark_stream(pipe, minutes: float = 10.0, steps: int = 4, marks_minutes=(1.0, 5.0, 10.0), progress: bool = False) -> dict:
+    """Stream `minutes` of audio + video and report memory and time per chunk at the marks."""
+    prompt = "A red round face with glasses talks in a deep voice on a navy background."
+    pipe.set_progress_bar_config(disable=not progress)
+    marks = sorted(m for m in marks_minutes if m <= minutes) or [minutes]
+    timings: list[float] = []
+    report, seconds_made = {}, 0.0
+    began = last = time.perf_counter()
+    for chunk in pipe.stream(prompt, seconds=minutes * 60, num_inference_steps=steps, generator=torch.Generator().manual_seed(0)):
+        now = time.perf_counter()
+        timings.append((now - last) * 1000)
+        last = now
+        seconds_made += chunk.frames.shape[1] / pipe.fps
+        while marks and seconds_made >= marks[0] * 60 - 1e-9:
+            recent = timings[-max(1, len(timings) // 4) :]
+            report[f"{marks[0]:g}min"] = {
+                "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
+                "rss_mb": round(current_rss_bytes() / 2**20, 1),
+                "ms_per_chunk_median_recent": round(statistics.median(recent), 2),
+            }
+            marks.pop(0)
+    wall = time.perf_counter() - began
+    return {
+        "minutes": minutes,
+        "steps": steps,
+        "chunks": len(timings),
+        "chunk_seconds": round(seconds_made / max(len(timings), 1), 4),
+        "av_seconds_per_wall_second": round(seconds_made / wall, 3),
+        "first_chunk_ms": round(timings[0], 1) if timings else None,
+        "marks": report,
+    }
