@@ -163,23 +163,28 @@ class AVStreamingPipeline(DiffusionPipeline):
         dtype = self.transformer.dtype
         return LatentChunk(0, video.to(dtype), audio.to(dtype), level=0)
 
-    def prepare_given_audio(self, audio, batch: int) -> Callable[[int], torch.Tensor]:
-        """Clean audio latents per chunk from a waveform (C, S) that drives the video."""
+    def prepare_given_audio(self, audio, batch: int, total_frames: int | None) -> Callable[[int], torch.Tensor]:
+        """Clean audio latents per chunk from a waveform (C, S) that drives the video (as long as it lasts)."""
         if not self.transformer.config.audio_conditioning:
             raise ValueError("this model was not trained to follow given audio (transformer.config.audio_conditioning is False)")
         waveform = torch.as_tensor(np.asarray(audio), dtype=self.audio_codec.dtype, device=self._execution_device)
         if waveform.ndim == 1:
             waveform = waveform[None]
+        samples_per_frame = self.sample_rate // self.fps
+        if total_frames is not None and waveform.shape[-1] < total_frames * samples_per_frame:
+            seconds = waveform.shape[-1] / self.sample_rate
+            raise ValueError(f"the given audio lasts {seconds:.2f} s, shorter than the video asked for; ask for fewer seconds")
         lead_in = audio_lead_in(self.vae, self.fps, self.sample_rate)
-        hop = self.audio_codec.hop_length
-        padded = torch.nn.functional.pad(waveform[None], (lead_in, (-(waveform.shape[-1] + lead_in)) % hop))
+        # Silence after the end fills the last chunk, whose extra frames are cut from the output.
+        tail = self.chunk_frames(1) * samples_per_frame
+        padded = torch.nn.functional.pad(waveform[None], (lead_in, tail + (-(waveform.shape[-1] + lead_in + tail)) % self.audio_codec.hop_length))
         latents = self.audio_codec.encode_latents(padded).to(self.transformer.dtype)  # (1, C, A)
         per_chunk = self.transformer.config.chunk_frames * audio_latents_per_frame(self.vae, self.audio_codec, self.fps, self.sample_rate)
 
         def chunk(index: int) -> torch.Tensor:
             piece = latents[:, :, index * per_chunk : (index + 1) * per_chunk]
             if piece.shape[-1] < per_chunk:
-                raise ValueError("the given audio is shorter than the video asked for; ask for fewer seconds")
+                raise ValueError("the given audio has ended; a stream driven by audio lasts as long as the audio")
             return piece.expand(batch, -1, -1)
 
         return chunk
@@ -249,9 +254,9 @@ class AVStreamingPipeline(DiffusionPipeline):
             cache_window=cache_chunks,
         )
         first = self.prepare_image(image, height, width, batch) if image is not None else None
-        given_audio = self.prepare_given_audio(audio, batch) if audio is not None else None
         num_chunks = self.num_chunks_for(seconds) if seconds is not None else None
         total_frames = round(seconds * self.fps) if seconds is not None else None
+        given_audio = self.prepare_given_audio(audio, batch, total_frames) if audio is not None else None
         levels = self.scheduler.levels(num_inference_steps, device=self._execution_device)
 
         def on_tick(tick: int, chunks: list[LatentChunk], new_levels: torch.Tensor) -> None:

@@ -64,8 +64,8 @@ class AVDecoder:
 
     def decode(self, video_latents: torch.Tensor, audio_latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32."""
-        video = self.video.decode(video_latents.float())
-        audio = self.audio.decode(audio_latents.float())
+        video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
+        audio = self.audio.decode(audio_latents.to(self.audio.codec.dtype)).float()
         if self._dropped < self.lead_in:
             cut = min(self.lead_in - self._dropped, audio.shape[-1])
             audio = audio[..., cut:]

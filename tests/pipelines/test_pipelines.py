@@ -142,3 +142,29 @@ def test_pil_image_mode_is_checked(rolling, prompt):
 
     with pytest.raises(ValueError, match="image must be RGB, got mode 'RGBA'"):
         rolling(prompt, seconds=1.0, image=Image.new("RGBA", (64, 64)))
+
+
+def test_given_audio_drives_a_model_trained_for_it(components, prompt):
+    from avgen import CausalAVTransformer
+
+    config = {key: value for key, value in components["transformer"].config.items() if not key.startswith("_")}
+    transformer = CausalAVTransformer(**{**config, "audio_conditioning": True}).eval()
+    transformer.load_state_dict(components["transformer"].state_dict())
+    pipe = RollingForcingPipeline(**{**components, "transformer": transformer})
+    pipe.set_progress_bar_config(disable=True)
+    waveform = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16_000) / 16_000).astype(np.float32)
+    out = pipe(prompt, seconds=1.0, audio=waveform, generator=seeded())
+    # The audio latents stay as given, so the output is the given audio through the codec.
+    lead_in = 3000
+    latents = pipe.audio_codec.encode_latents(torch.nn.functional.pad(torch.from_numpy(waveform)[None, None], (lead_in, 0)))
+    expected = pipe.audio_codec.decode_latents(latents)[..., lead_in:].numpy()
+    assert np.abs(out.audio[0] - expected[0]).max() <= 1e-4
+
+
+def test_pipeline_moves_to_another_dtype(components, prompt):
+    import copy
+
+    pipe = RollingForcingPipeline(**copy.deepcopy(components)).to(torch.float64)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(prompt, seconds=0.25, generator=seeded())
+    assert out.frames.shape == (1, 4, 64, 64, 3) and pipe.transformer.dtype == torch.float64
