@@ -56,6 +56,7 @@ class CodecTrainingConfig:
     seed: int = 0
     out: str = "weights/avgen-tiny"
     cache_dir: str | None = None
+    init: str | None = None  # start from an exported codec folder (e.g. weights/avgen-tiny/vae)
 
     def __post_init__(self):
         if self.codec not in SUBFOLDERS:
@@ -114,13 +115,18 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return steps[-1] if steps else None
 
 
-@torch.no_grad()
-def measure_latent_statistics(config: CodecTrainingConfig, codec, dataset: WorldDataset, clips: int = 64) -> None:
-    """Per-channel mean/std of the posterior means over `clips` training clips, written into the config."""
-    if config.codec == "video":  # measure raw posterior means: identity normalisation first
+def reset_normalisation(config: CodecTrainingConfig, codec) -> None:
+    """Identity latent normalisation (the measured one is written at the end of training)."""
+    if config.codec == "video":
         codec.register_to_config(latents_mean=[0.0] * codec.config.z_dim, latents_std=[1.0] * codec.config.z_dim)
     else:
         codec.register_to_config(latents_mean=None, latents_std=None)
+
+
+@torch.no_grad()
+def measure_latent_statistics(config: CodecTrainingConfig, codec, dataset: WorldDataset, clips: int = 64) -> None:
+    """Per-channel mean/std of the posterior means over `clips` training clips, written into the config."""
+    reset_normalisation(config, codec)  # measure raw posterior means
     latents = []
     for index in range(min(clips, len(dataset))):
         item = dataset[index]
@@ -147,6 +153,9 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
     )
     codec_class = VideoCodec if config.codec == "video" else AudioCodec
     codec = tiny_video_codec() if config.codec == "video" else tiny_audio_codec()
+    if config.init:
+        codec = codec_class.from_pretrained(config.init)
+        reset_normalisation(config, codec)  # training works on raw latents
     optimizer = torch.optim.AdamW(codec.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
     checkpoint = latest_checkpoint(folder) if resume else None
