@@ -11,7 +11,7 @@ CUDA tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, cache
 
 import torch
 import torch.nn.functional as F
@@ -121,7 +121,7 @@ def _flex_block(query, key) -> int:
     return 128 if query.is_cuda else max(16, min(128, 1 << (max(query.shape[1], key.shape[1]) - 1).bit_length()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _flex_kernel(device_type: str):
     """flex_attention, compiled on CUDA (its fused kernel) and eager elsewhere; compiled on first use only."""
     import warnings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, cache
 
 SHAPES = ("round", "square", "oval", "diamond")
 
@@ -136,7 +136,7 @@ def is_held_out(character_id: int) -> bool:
 SPLITS = ("train", "held-out")
 
 
-@lru_cache(maxsize=None)
+@cache
 def split_ids(split: str) -> tuple[int, ...]:
     """Character ids of a split ("train" or "held-out"), in increasing order."""
     if split not in SPLITS:
