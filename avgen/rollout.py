@@ -104,6 +104,7 @@ def rollout(
     first: LatentChunk | None = None,
     given_audio: Callable[[int], torch.Tensor] | None = None,
     on_tick: Callable[[int, list[LatentChunk], torch.Tensor], None] | None = None,
+    before_tick: Callable[[int, list[LatentChunk], torch.Tensor, torch.Tensor], None] | None = None,
 ) -> Iterator[LatentChunk]:
     """Yield final latent chunks in order, `num_chunks` of them or forever when None.
 
@@ -115,6 +116,8 @@ def rollout(
         first: an already clean chunk 0 (a reference image); it is refreshed and yielded first.
         given_audio: chunk index -> clean audio latents that drive the video (audio stays at t = 0).
         on_tick: called after every forward with (tick, window chunks, their new levels).
+        before_tick: called before every forward with (tick, window chunks, levels t, levels t_next);
+            training computes its rolling-window loss here, on the window the forward is about to see.
     """
     steps = len(levels) - 1
     if window < 1 or steps % window:
@@ -140,6 +143,8 @@ def rollout(
         batch = active[0].video.shape[0]
         t = torch.stack([levels[chunk.level] for chunk in active])  # (Nc,)
         t_next = torch.stack([levels[chunk.level + 1] for chunk in active])
+        if before_tick is not None:
+            before_tick(tick, active, t, t_next)
         timestep = t[None].expand(batch, -1)
         step = (t - t_next)[None].expand(batch, -1) if few_step else torch.zeros_like(timestep)
         audio_timestep = torch.zeros_like(timestep) if given_audio is not None else timestep

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
 from avgen.codecs.losses import multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
+from avgen.training.schedule import warmup_cosine  # noqa: E402
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir  # noqa: E402
 
 SUBFOLDERS = {"video": "vae", "audio": "audio_codec"}
@@ -70,11 +70,7 @@ class CodecTrainingConfig:
 
 
 def learning_rate(config: CodecTrainingConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    return warmup_cosine(step, config.learning_rate, config.warmup_steps, config.steps)
 
 
 def batches(config: CodecTrainingConfig, dataset: WorldDataset, start_step: int):

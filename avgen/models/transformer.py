@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -119,6 +120,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
     """
 
     config_name = "config.json"
+    _supports_gradient_checkpointing = True
     _keep_in_fp32_modules = ["time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_out"]
 
     @register_to_config
@@ -168,6 +170,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             else None
         )
         self.attention_backend = "sdpa"
+        self.gradient_checkpointing = False  # set by enable_gradient_checkpointing(): recompute each layer in backward
 
     # ------------------------------------------------------------------ public API
 
@@ -346,17 +349,29 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         def text_attend(query, key, value):
             return attend(query, key, value, None, backend)
 
-        modulations = {kind: None for kind in sequences}
-        for layer in range(cfg.num_layers):
-            for kind, sequence in sequences.items():
+        def run_layer(layer: int, *tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            modulations = {}
+            for (kind, sequence), kind_tokens in zip(sequences.items(), tokens):
                 block = towers[kind].blocks[layer]
                 modulations[kind] = block.modulation(sequence.timestep_proj)
-                sequence.tokens = block.self_attention(sequence.tokens, modulations[kind], self_attend(layer, kind))
+                sequence.tokens = block.self_attention(kind_tokens, modulations[kind], self_attend(layer, kind))
                 sequence.tokens = block.text_attention(sequence.tokens, text[kind][layer], text_attend)
             if self.fusion_blocks is not None and len(sequences) == 2:
                 self._fuse(layer, sequences, angles, cache, write, backend)
             for kind, sequence in sequences.items():
                 sequence.tokens = towers[kind].blocks[layer].feed_forward(sequence.tokens, modulations[kind])
+            return tuple(sequence.tokens for sequence in sequences.values())
+
+        # Checkpointing only where nothing is written to the cache: a recomputed layer must not write twice.
+        checkpointed = self.gradient_checkpointing and torch.is_grad_enabled() and not write
+        for layer in range(cfg.num_layers):
+            tokens = tuple(sequence.tokens for sequence in sequences.values())
+            if checkpointed:
+                tokens = torch.utils.checkpoint.checkpoint(run_layer, layer, *tokens, use_reentrant=False)
+            else:
+                tokens = run_layer(layer, *tokens)
+            for sequence, kind_tokens in zip(sequences.values(), tokens):
+                sequence.tokens = kind_tokens
 
         outputs = {}
         for kind, sequence in sequences.items():

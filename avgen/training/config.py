@@ -1,0 +1,150 @@
+"""One documented configuration for the four training stages, read from YAML with strict keys.
+
+    config = load_config("train/configs/pretrain.yaml", stage="pretrain", overrides=["steps=200"])
+
+Every field has a default; a config file names only what it changes. A key that is not a
+field (a typo) is an error that names the key and the closest field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+STAGES = ("pretrain", "couple", "mutual_forcing", "rolling")
+MODALITIES = ("video", "audio")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key or path."""
+
+
+@dataclass
+class TrainingConfig:
+    # ---- what to train
+    stage: str = "pretrain"  # pretrain | couple | mutual_forcing | rolling (set by the entry point)
+    preset: str = "tiny"  # model size for a fresh start (avgen.models.presets)
+    init: str | None = None  # start from a run folder, checkpoint or pipeline folder (the previous stage)
+    output_dir: str = "runs/pretrain"  # checkpoints/, metrics.jsonl and config.yaml go here
+
+    # ---- data: world clips encoded once by the codecs, cached on disk
+    codecs: str = "weights/avgen-tiny"  # folder with the trained codecs: vae/ and audio_codec/
+    clips: int = 1024  # distinct training clips (training-split characters)
+    clip_chunks: int = 8  # chunks per clip (latent frames with the tiny preset's one-frame chunks)
+    cache_dir: str | None = None  # latent cache (default: the world's cache folder)
+
+    # ---- optimisation
+    steps: int = 2000
+    batch_size: int = 8  # global: split evenly over the processes of a torchrun job
+    learning_rate: float = 3e-4
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to a tenth
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0 keeps no EMA; e.g. 0.999 keeps one, saved beside the weights
+    bf16: bool = True  # bf16 autocast when training on CUDA (CPU always trains in fp32)
+    gradient_checkpointing: bool = False  # recompute each transformer layer in backward: less memory
+    seed: int = 0
+    device: str = "cpu"  # "cpu" or "cuda" (a torchrun job on CUDA takes cuda:LOCAL_RANK)
+    threads: int = 0  # torch threads per process; 0 leaves torch's default
+    parallel: str = "ddp"  # under torchrun: "ddp" (replicated weights) or "fsdp" (FSDP2, sharded)
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 3  # the newest N checkpoints are kept
+
+    # ---- stage 1 (pretrain): each tower alone
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+
+    # ---- stage 2 (couple): both towers + fusion
+    condition_probability: float = 0.0  # share of samples with one modality given clean (half audio, half video)
+
+    # ---- stages 3 and 4 (mutual_forcing, rolling): self-generated history and self-distillation
+    few_steps: int = 4  # steps of the few-step mode that rolls out the history (and the rolling window)
+    real_history_probability: float = 0.25  # stage 3: share of steps whose history is the real clip
+    distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
+    distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
+    ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
+    sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
+    cache_chunks: int = 4  # ... and ring buffer, as at inference
+
+    def __post_init__(self):
+        checks = [
+            (self.stage in STAGES, "stage", f"one of {', '.join(STAGES)}"),
+            (self.steps >= 1, "steps", ">= 1"),
+            (self.batch_size >= 1, "batch_size", ">= 1"),
+            (self.clips >= 1, "clips", ">= 1"),
+            (self.clip_chunks >= 2, "clip_chunks", ">= 2 (a history and a chunk after it)"),
+            (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1"),
+            (0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)"),
+            (0 <= self.condition_probability <= 1, "condition_probability", "in [0, 1]"),
+            (0 <= self.real_history_probability <= 1, "real_history_probability", "in [0, 1]"),
+            (self.few_steps >= 1, "few_steps", ">= 1"),
+            (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
+            (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
+            (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),
+            (not (self.ema_target and self.ema_decay == 0), "ema_target", "false when ema_decay is 0 (there is no EMA)"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"config key {key!r} must be {expected}, got {getattr(self, key)!r}")
+        if self.stage == "rolling" and self.clip_chunks <= self.few_steps:
+            raise ConfigError(f"config key 'clip_chunks' must exceed few_steps ({self.few_steps}) for rolling windows")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must be key=value, e.g. steps=100")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _check_keys(values: dict, source: str) -> None:
+    names = [f.name for f in dataclasses.fields(TrainingConfig)]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
+
+
+def _check_types(values: dict) -> None:
+    defaults = TrainingConfig()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if default is None or value is None:
+            continue
+        expected = type(default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"config key {key!r} must be a {expected.__name__}, got {value!r}")
+
+
+def load_config(path: str | Path | None = None, stage: str | None = None, overrides: list[str] = ()) -> TrainingConfig:
+    """Defaults <- the YAML file <- `key=value` overrides <- the entry point's stage."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} not found")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(path)!r} must be a mapping of key: value")
+        _check_keys(loaded, str(path))
+        values.update(loaded)
+    for text in overrides:
+        key, value = _parse_override(text)
+        _check_keys({key: value}, "--set")
+        values[key] = value
+    if stage is not None:
+        if values.get("stage", stage) != stage:
+            raise ConfigError(f"config key 'stage' is {values['stage']!r} but this entry point trains {stage!r}")
+        values["stage"] = stage
+    _check_types(values)
+    return TrainingConfig(**values)

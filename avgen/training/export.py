@@ -1,0 +1,40 @@
+"""A training checkpoint + the codecs -> a pipeline folder that both pipelines load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avgen.scheduler import FlowMatchShortcutScheduler
+from avgen.training.config import ConfigError
+from avgen.training.generator import Generator
+from avgen.training.latents import load_codecs
+from avgen.training.trainer import resolve_weights
+
+
+def export_pipeline(weights: str | Path, codecs: str | Path, out: str | Path, use_ema: bool = True) -> Path:
+    """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
+
+    Args:
+        weights: a run folder (its newest checkpoint is taken) or a checkpoint folder.
+        use_ema: export the EMA weights when the checkpoint has them.
+    """
+    from avgen.pipelines.rolling_forcing import RollingForcingPipeline
+
+    checkpoint = resolve_weights(weights)
+    source = checkpoint / "ema" if use_ema and (checkpoint / "ema").is_dir() else checkpoint
+    generator = Generator.from_folder(source)
+    vae, audio_codec = load_codecs(codecs)
+    if vae.config.z_dim != generator.transformer.config.video_in_channels:
+        raise ConfigError(
+            f"the codecs in {str(codecs)!r} give {vae.config.z_dim} latent channels, the checkpoint's model takes "
+            f"{generator.transformer.config.video_in_channels}: export with the codecs it was trained on"
+        )
+    pipeline = RollingForcingPipeline(
+        transformer=generator.transformer.eval(),
+        vae=vae,
+        audio_codec=audio_codec,
+        text_encoder=generator.text_encoder.eval(),
+        scheduler=FlowMatchShortcutScheduler(),
+    )
+    pipeline.save_pretrained(out, safe_serialization=True)
+    return Path(out)

@@ -1,0 +1,64 @@
+"""The trained pair: the causal AV transformer and the text encoder it learns with.
+
+A checkpoint, a run's export and a pipeline folder all hold these two as the subfolders
+transformer/ and text_encoder/, so each stage can start from any of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avgen.models.presets import preset_config
+from avgen.models.transformer import CausalAVTransformer
+from avgen.text import WorldTextEncoder, encode_prompts
+from avgen.training.config import ConfigError
+
+SUBFOLDERS = ("transformer", "text_encoder")
+
+
+class Generator(nn.Module):
+    def __init__(self, transformer: CausalAVTransformer, text_encoder: WorldTextEncoder):
+        super().__init__()
+        self.transformer = transformer
+        self.text_encoder = text_encoder
+
+    @classmethod
+    def from_preset(cls, preset: str) -> Generator:
+        transformer = CausalAVTransformer.from_preset(preset)
+        return cls(transformer, WorldTextEncoder(dim=transformer.config.text_dim))
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, preset: str | None = None) -> Generator:
+        """Load transformer/ and text_encoder/ from a checkpoint or pipeline folder."""
+        folder = Path(folder)
+        for name in SUBFOLDERS:
+            if not (folder / name / "config.json").is_file():
+                raise ConfigError(f"{str(folder)!r} has no {name}/: give a run folder, a checkpoint or a pipeline folder")
+        generator = cls(CausalAVTransformer.from_pretrained(folder / "transformer"), WorldTextEncoder.from_pretrained(folder / "text_encoder"))
+        if preset is not None:
+            generator.check_preset(preset, str(folder))
+        return generator
+
+    def check_preset(self, preset: str, source: str) -> None:
+        """A checkpoint of another size is an error that names both sizes, not a shape mismatch deep in torch."""
+        expected = preset_config(preset)
+        got = self.transformer.config
+        keys = ("video_dim", "audio_dim", "num_layers", "video_in_channels", "audio_in_channels", "text_dim", "chunk_frames")
+        different = [key for key in keys if expected[key] != got[key]]
+        if different:
+            key = different[0]
+            raise ConfigError(
+                f"checkpoint {source!r} does not fit preset {preset!r}: {key} is {got[key]}, the preset has {expected[key]}"
+            )
+
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """(B, Lt, text_dim) prompt embeddings (with gradient to the text encoder)."""
+        return encode_prompts(self.text_encoder, None, prompts, self.transformer.device, self.transformer.dtype)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        self.transformer.save_pretrained(folder / "transformer")
+        self.text_encoder.save_pretrained(folder / "text_encoder")

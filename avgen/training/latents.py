@@ -1,0 +1,124 @@
+"""Training data: world clips encoded once by the trained codecs, kept on disk as latents.
+
+The generator trains in latent space, so every stage reads the same cached latents: video
+(N, C, F, h, w) and audio (N, C, 8 F), normalised by the codecs' latent mean/std, with the
+clips' prompts. The cache key covers the codecs' weights, the world and the clip layout, so
+retrained codecs never feed stale latents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from avgen.codecs import AudioCodec, VideoCodec
+from avgen.codecs.av import encode_clip
+from avgen.training.config import ConfigError
+from avgen.world import WorldConfig, WorldDataset, default_cache_dir
+
+ENCODE_BATCH = 8
+
+
+def load_codecs(folder: str | Path) -> tuple[VideoCodec, AudioCodec]:
+    """The trained codecs of a weights folder (its vae/ and audio_codec/)."""
+    folder = Path(folder)
+    for name in ("vae", "audio_codec"):
+        if not (folder / name / "config.json").is_file():
+            raise ConfigError(
+                f"codecs folder {str(folder)!r} has no {name}/: point 'codecs' at trained codecs "
+                "(python train/codecs.py writes them)"
+            )
+    return VideoCodec.from_pretrained(folder / "vae").eval(), AudioCodec.from_pretrained(folder / "audio_codec").eval()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LatentClips:
+    """`clips` training clips of `chunks` chunks each, as latents (see the module docstring).
+
+    Attributes:
+        video: (N, Cv, F, h, w) float32, F = chunks * chunk_frames latent frames.
+        audio: (N, Ca, F * audio_latents_per_frame) float32.
+        prompts: N strings.
+    """
+
+    def __init__(self, video: torch.Tensor, audio: torch.Tensor, prompts: list[str]):
+        self.video, self.audio, self.prompts = video, audio, prompts
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def batch(self, indices: list[int], device: torch.device) -> dict:
+        return {
+            "video": self.video[indices].to(device),
+            "audio": self.audio[indices].to(device),
+            "prompts": [self.prompts[i] for i in indices],
+        }
+
+    @staticmethod
+    def cache_path(codecs: str | Path, clips: int, latent_frames: int, cache_dir: str | Path | None, seed: int) -> Path:
+        codecs = Path(codecs)
+        key = json.dumps(
+            {
+                "vae": _file_digest(codecs / "vae" / "diffusion_pytorch_model.safetensors"),
+                "audio_codec": _file_digest(codecs / "audio_codec" / "diffusion_pytorch_model.safetensors"),
+                "world": WorldConfig().fingerprint(),
+                "clips": clips,
+                "latent_frames": latent_frames,
+                "seed": seed,
+            },
+            sort_keys=True,
+        )
+        folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir().parent / "latents"
+        return folder / f"latents-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
+
+    @classmethod
+    def load_or_encode(
+        cls, codecs: str | Path, clips: int, latent_frames: int, cache_dir: str | Path | None = None, seed: int = 0, progress: bool = True
+    ) -> LatentClips:
+        """Latents of `clips` training clips of `latent_frames` latent frames, encoded on first use."""
+        path = cls.cache_path(codecs, clips, latent_frames, cache_dir, seed)
+        if path.is_file():
+            tensors = load_file(path)
+            with open(path.with_suffix(".json")) as handle:
+                prompts = json.load(handle)
+            return cls(tensors["video"], tensors["audio"], prompts)
+        latents = cls.encode(codecs, clips, latent_frames, cache_dir, seed, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        save_file({"video": latents.video.contiguous(), "audio": latents.audio.contiguous()}, partial)
+        path.with_suffix(".json").write_text(json.dumps(latents.prompts))
+        partial.rename(path)  # the tensors appear last, so a found cache is always whole
+        return latents
+
+    @classmethod
+    @torch.no_grad()
+    def encode(cls, codecs, clips: int, latent_frames: int, cache_dir=None, seed: int = 0, progress: bool = True) -> LatentClips:
+        video_codec, audio_codec = load_codecs(codecs)
+        world = WorldConfig()
+        frames = 1 + video_codec.temporal_compression * (latent_frames - 1)  # the causal VAE's first latent is one frame
+        dataset = WorldDataset("train", num_clips=clips, seconds=frames / world.fps, cache_dir=cache_dir or default_cache_dir(), seed=seed)
+        videos, audios, prompts = [], [], []
+        for start in tqdm(range(0, clips, ENCODE_BATCH), desc="encoding clips", unit="batch", disable=not progress):
+            items = [dataset[i] for i in range(start, min(start + ENCODE_BATCH, clips))]
+            video, audio = encode_clip(
+                video_codec, audio_codec,
+                torch.stack([item["video"] for item in items]), torch.stack([item["audio"] for item in items]),
+                world.fps, world.sample_rate,
+            )  # fmt: skip
+            videos.append(video)
+            audios.append(audio)
+            prompts.extend(item["prompt"] for item in items)
+        return cls(torch.cat(videos), torch.cat(audios), prompts)

@@ -1,0 +1,340 @@
+"""The losses of the four training stages (DESIGN.md, "Training").
+
+Flow matching everywhere: x_t = (1 - t) x0 + t eps, the model predicts v = eps - x0 when told
+step size d = 0 (multi-step mode) and the average velocity of a jump t -> t - d when d > 0
+(few-step mode). Each stage is an `Objective` module so that one DDP/FSDP wrapper sees every
+forward of a step (rollouts included) and one backward follows:
+
+1. `pretrain`: each tower alone, independent noise level per chunk, teacher forcing on
+   the clean clip through the block-causal mask.
+2. `couple`: both towers + fusion on paired clips; optionally one modality given clean
+   (t = 0, no loss on it) so that audio-driven video and video-to-audio work.
+3. `mutual_forcing`: a history of k chunks rolled out by the model itself in few-step mode
+   (no gradient; a share of steps uses the real clip), then on the next real chunk, read
+   against that cache: the multi-step flow-matching loss, and few-step self-distillation
+   (a jump d matched to two jumps d/2 of the same weights, no gradient through the target).
+4. `rolling`: the clip rolled out with the rolling window (levels staggered by one step);
+   at one of the non-overlapping full windows the same two losses are taken on the whole
+   window at its mixed noise levels, so memory holds one window's graph, not the clip's.
+
+All randomness comes from `Draws`: step-level choices shared by every process and a
+generator per sample keyed by its place in the global batch, so a torchrun job draws the
+same numbers as one process with the same global batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from avgen.models.kv_cache import KVCache
+from avgen.rollout import Denoiser, LatentChunk, rollout
+from avgen.scheduler import FlowMatchShortcutScheduler
+from avgen.training.config import TrainingConfig
+from avgen.training.generator import Generator
+
+
+def _mix(*numbers: int) -> int:
+    """A 63-bit seed from integers (splitmix64 steps), stable across processes and runs."""
+    state = 0x9E3779B97F4A7C15
+    for number in numbers:
+        state = (state ^ (number & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        state ^= state >> 31
+    return state & 0x7FFFFFFFFFFFFFFF
+
+
+class Draws:
+    """Random numbers of one training step: `shared` by all processes, and one generator per sample."""
+
+    def __init__(self, seed: int, step: int, sample_ids: list[int], device: torch.device):
+        self.shared = torch.Generator().manual_seed(_mix(seed, step, -1))
+        self.samples = [torch.Generator().manual_seed(_mix(seed, step, i)) for i in sample_ids]
+        self.device = device
+
+    def normal(self, *shape: int) -> torch.Tensor:
+        """(B, *shape) standard normal, each sample from its own generator."""
+        return torch.stack([torch.randn(shape, generator=g) for g in self.samples]).to(self.device)
+
+    def uniform(self, *shape: int) -> torch.Tensor:
+        return torch.stack([torch.rand(shape, generator=g) for g in self.samples]).to(self.device)
+
+    def shared_int(self, low: int, high: int) -> int:
+        """An integer in [low, high), the same on every process."""
+        return int(torch.randint(low, high, (), generator=self.shared))
+
+    def shared_bool(self, probability: float) -> bool:
+        return bool(torch.rand((), generator=self.shared) < probability)
+
+
+# ---------------------------------------------------------------------- shapes and helpers
+
+
+def chunk_slice(latents: torch.Tensor, start: int, stop: int, per_chunk: int) -> torch.Tensor:
+    """Chunks [start, stop) of latents whose time axis is dim 2 with `per_chunk` entries per chunk."""
+    return latents[:, :, start * per_chunk : stop * per_chunk]
+
+
+def per_position(levels: torch.Tensor, per_chunk: int, ndim: int) -> torch.Tensor:
+    """(B, Nc) per-chunk values -> broadcastable to latents with `ndim` dims, time axis 2."""
+    expanded = levels.repeat_interleave(per_chunk, dim=1)[:, None]  # (B, 1, Nc * per_chunk)
+    return expanded.reshape(*expanded.shape, *([1] * (ndim - 3)))
+
+
+def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared error per sample."""
+    return (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
+
+
+class Objective(nn.Module):
+    """One stage's loss; forward(batch, draws) -> (loss, {metric: value})."""
+
+    def __init__(self, generator: Generator, config: TrainingConfig, target: Generator | None = None):
+        super().__init__()
+        self.generator = generator
+        self.config = config
+        # The distillation target's weights (EMA) are not trained, so they are not a submodule.
+        self._target = [target] if target is not None else []
+        model = generator.transformer.config
+        self.frames_per_chunk = model.chunk_frames
+        self.audio_per_chunk = model.chunk_frames * model.audio_latents_per_frame
+
+    @property
+    def transformer(self):
+        return self.generator.transformer
+
+    @property
+    def target_transformer(self):
+        return self._target[0].transformer if self._target else self.generator.transformer
+
+    def per_chunk(self, kind: str) -> int:
+        return self.frames_per_chunk if kind == "video" else self.audio_per_chunk
+
+    def noised(self, clean: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
+        """x_t of every chunk at its own level t (B, Nc)."""
+        return FlowMatchShortcutScheduler.add_noise(clean, noise, per_position(t, self.per_chunk(kind), clean.ndim))
+
+    def forward(self, batch: dict, draws: Draws) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        losses = self.losses(batch, draws)
+        total = sum(weight * value for weight, value in losses.values())
+        return total, {name: value.detach() for name, (_, value) in losses.items()}
+
+    def losses(self, batch: dict, draws: Draws) -> dict[str, tuple[float, torch.Tensor]]:
+        """{name: (weight, scalar)}; names are "<mode>_<modality>" (fm: flow matching, sd: self-distillation)."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------- stages 1 and 2
+
+
+class Pretrain(Objective):
+    """Stage 1: each tower alone with teacher forcing (fusion is not used)."""
+
+    def losses(self, batch, draws):
+        embeds = self.generator.embed(batch["prompts"])
+        losses = {}
+        for kind in self.config.modalities:
+            clean = batch[kind]
+            num_chunks = clean.shape[2] // self.per_chunk(kind)
+            t = draws.uniform(num_chunks)  # (B, Nc): independent noise level per chunk
+            noise = draws.normal(*clean.shape[1:])
+            prediction = self.transformer(
+                **{kind: self.noised(clean, noise, t, kind), f"timestep_{kind}": t, f"context_{kind}": clean},
+                encoder_hidden_states=embeds,
+            )[kind]  # fmt: skip
+            losses[f"fm_{kind}"] = (1.0, per_sample_mse(prediction, noise - clean).mean())
+        return losses
+
+
+class Couple(Objective):
+    """Stage 2: both towers and fusion; with `condition_probability` one modality is given clean."""
+
+    def losses(self, batch, draws):
+        embeds = self.generator.embed(batch["prompts"])
+        video, audio = batch["video"], batch["audio"]
+        num_chunks = video.shape[2] // self.frames_per_chunk
+        t_video, t_audio = draws.uniform(num_chunks), draws.uniform(num_chunks)
+        noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
+        u = draws.uniform()  # (B,): which modality, if any, is given clean
+        p = self.config.condition_probability
+        audio_given, video_given = u < p / 2, (u >= p / 2) & (u < p)
+        t_audio = torch.where(audio_given[:, None], 0.0, t_audio)
+        t_video = torch.where(video_given[:, None], 0.0, t_video)
+        output = self.transformer(
+            video=self.noised(video, noise_video, t_video, "video"),
+            audio=self.noised(audio, noise_audio, t_audio, "audio"),
+            timestep_video=t_video, timestep_audio=t_audio,
+            context_video=video, context_audio=audio,
+            encoder_hidden_states=embeds,
+        )  # fmt: skip
+        # Normalised by the batch, not by the samples that count, so that the mean over
+        # processes equals the mean over the global batch.
+        return {
+            "fm_video": (1.0, (per_sample_mse(output.video, noise_video - video) * ~video_given).mean()),
+            "fm_audio": (1.0, (per_sample_mse(output.audio, noise_audio - audio) * ~audio_given).mean()),
+        }
+
+
+# ---------------------------------------------------------------------- stages 3 and 4
+
+
+class SelfForcedObjective(Objective):
+    """Shared by stages 3 and 4: rollouts of the model's own history and the two losses on a window."""
+
+    def levels(self) -> torch.Tensor:
+        return FlowMatchShortcutScheduler().levels(self.config.few_steps, device=self.transformer.device)
+
+    def distill_steps(self, draws: Draws) -> torch.Tensor:
+        """(B,) jump sizes d = 2^-j between distill_min_step and 1, one per sample."""
+        largest = int(math.floor(-math.log2(self.config.distill_min_step) + 1e-9))
+        return 2.0 ** -torch.floor(draws.uniform() * (largest + 1))
+
+    def half_step(self, d: torch.Tensor) -> torch.Tensor:
+        """The step-size input of a half jump: d / 2, or 0 (multi-step mode) below the smallest taught jump."""
+        half = d / 2
+        return torch.where(half >= self.config.distill_min_step - 1e-9, half, torch.zeros_like(half))
+
+    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint):
+        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc)."""
+        cache.clear_text()  # text keys/values are recomputed so that they carry this call's gradient
+        output = transformer.forward_chunks(cache, video, audio, t, t, d, d, encoder_hidden_states=embeds, joint=joint)
+        return output.video, output.audio
+
+    def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
+        if not self._target:
+            return embeds.detach()
+        with torch.no_grad():
+            return self._target[0].embed(prompts)
+
+    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
+        """Both losses on a window read against the self-generated cache.
+
+        Args:
+            noisy: (video, audio) of the window as the few-step model sees it (self-generated).
+            real: (video, audio) of the real chunks at the same places.
+            t, d: (B, Nc) levels and few-step jump sizes of the window's chunks.
+        """
+        video, audio = noisy
+        with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
+            half = self.half_step(d)
+            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint)
+            middle = [self.jump(x, v, d / 2, kind) for x, v, kind in zip((video, audio), first, ("video", "audio"))]
+            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint)
+            targets = [(a + b) / 2 for a, b in zip(first, second)]
+        real_video, real_audio = real
+        noise_video, noise_audio = draws.normal(*real_video.shape[1:]), draws.normal(*real_audio.shape[1:])
+        flow = self.velocity(
+            self.transformer, cache,
+            self.noised(real_video, noise_video, t, "video"), self.noised(real_audio, noise_audio, t, "audio"),
+            t, torch.zeros_like(t), embeds, joint,
+        )  # fmt: skip
+        student = self.velocity(self.transformer, cache, video, audio, t, d, embeds, joint)
+        weight = self.config.distill_weight
+        return {
+            "fm_video": (1.0, per_sample_mse(flow[0], noise_video - real_video).mean()),
+            "fm_audio": (1.0, per_sample_mse(flow[1], noise_audio - real_audio).mean()),
+            "sd_video": (weight, per_sample_mse(student[0], targets[0]).mean()),
+            "sd_audio": (weight, per_sample_mse(student[1], targets[1]).mean()),
+        }
+
+    def jump(self, x: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor, kind: str) -> torch.Tensor:
+        """Every chunk of x moved along `velocity` by its own jump size, (B, Nc)."""
+        return x - per_position(size, self.per_chunk(kind), x.ndim) * velocity
+
+    def noise_fn(self, draws: Draws, batch: dict):
+        video_shape = (batch["video"].shape[1], self.frames_per_chunk, *batch["video"].shape[3:])
+        audio_shape = (batch["audio"].shape[1], self.audio_per_chunk)
+        return lambda index: (draws.normal(*video_shape), draws.normal(*audio_shape))
+
+
+def rollout_history(
+    objective: SelfForcedObjective, batch: dict, embeds: torch.Tensor, num_chunks: int, draws: Draws, real: bool
+) -> tuple[list[LatentChunk], KVCache]:
+    """The first `num_chunks` chunks and the KV cache they leave, without gradient.
+
+    real=False: generated by the model in few-step mode, chunk by chunk, as at inference
+    (the cache holds the model's own output). real=True: the real clip's chunks (teacher forcing).
+    """
+    config, transformer = objective.config, objective.transformer
+    with torch.no_grad():
+        if real:
+            cache = KVCache(config.sink_chunks, config.cache_chunks)
+            chunks = []
+            for index in range(num_chunks):
+                video = chunk_slice(batch["video"], index, index + 1, objective.frames_per_chunk)
+                audio = chunk_slice(batch["audio"], index, index + 1, objective.audio_per_chunk)
+                transformer.refresh(cache, video, audio, encoder_hidden_states=embeds)
+                chunks.append(LatentChunk(index, video, audio, level=config.few_steps))
+            return chunks, cache
+        denoiser = Denoiser(transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks)
+        chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
+        return chunks, denoiser.caches["cond"]
+
+
+class MutualForcing(SelfForcedObjective):
+    """Stage 3 (see the module docstring)."""
+
+    def losses(self, batch, draws):
+        num_chunks = batch["video"].shape[2] // self.frames_per_chunk
+        history = draws.shared_int(1, num_chunks)  # chunks of history before the trained chunk
+        real_history = draws.shared_bool(self.config.real_history_probability)
+        embeds = self.generator.embed(batch["prompts"])
+        _, cache = rollout_history(self, batch, embeds.detach(), history, draws, real_history)
+        video = chunk_slice(batch["video"], history, history + 1, self.frames_per_chunk)
+        audio = chunk_slice(batch["audio"], history, history + 1, self.audio_per_chunk)
+        d = self.distill_steps(draws)[:, None]  # (B, 1)
+        t = d + (1 - d) * draws.uniform(1)  # a level from which a jump of d stays >= 0
+        noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
+        noisy = (self.noised(video, noise_video, t, "video"), self.noised(audio, noise_audio, t, "audio"))
+        target_embeds = self.target_embeds(batch["prompts"], embeds)
+        return self.window_losses(cache, noisy, (video, audio), t, d, embeds, target_embeds, draws, joint=False)
+
+
+class Rolling(SelfForcedObjective):
+    """Stage 4 (see the module docstring)."""
+
+    def full_window_ticks(self, num_chunks: int) -> list[int]:
+        """Ticks at which the rolling window is full; every few_steps-th one, so their windows share no chunk."""
+        window = self.config.few_steps
+        return list(range(window - 1, num_chunks, window))
+
+    def losses(self, batch, draws):
+        num_chunks = batch["video"].shape[2] // self.frames_per_chunk
+        ticks = self.full_window_ticks(num_chunks)
+        chosen = ticks[draws.shared_int(0, len(ticks))]
+        embeds = self.generator.embed(batch["prompts"])
+        denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
+        found = {}
+
+        def before_tick(tick, active, t, t_next):
+            if tick != chosen:
+                return
+            first, last = active[0].index, active[-1].index + 1
+            batch_size = active[0].video.shape[0]
+            noisy = (torch.cat([c.video for c in active], 2), torch.cat([c.audio for c in active], 2))
+            real = (
+                chunk_slice(batch["video"], first, last, self.frames_per_chunk),
+                chunk_slice(batch["audio"], first, last, self.audio_per_chunk),
+            )
+            levels = t[None].expand(batch_size, -1)
+            jumps = (t - t_next)[None].expand(batch_size, -1)
+            with torch.enable_grad():
+                found.update(
+                    self.window_losses(
+                        denoiser.caches["cond"], noisy, real, levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True
+                    )
+                )
+
+        with torch.no_grad():
+            chunks = rollout(
+                denoiser, self.noise_fn(draws, batch), self.levels(), self.config.few_steps, True,
+                num_chunks=num_chunks, before_tick=before_tick,
+            )  # fmt: skip
+            for _ in chunks:
+                if found:
+                    break
+        return found
+
+
+OBJECTIVES = {"pretrain": Pretrain, "couple": Couple, "mutual_forcing": MutualForcing, "rolling": Rolling}

@@ -1,0 +1,196 @@
+"""The training loop every stage shares.
+
+    Trainer(load_config("train/configs/pretrain.yaml", stage="pretrain")).run()
+
+AdamW with warm-up + cosine, gradient clipping, optional EMA and gradient checkpointing,
+bf16 autocast on CUDA, a progress bar, metrics per step in OUTPUT_DIR/metrics.jsonl and
+checkpoints in OUTPUT_DIR/checkpoints/step-N (safetensors weights + optimizer state).
+`resume=True` continues from the newest checkpoint; because every step's data and noise
+derive from (seed, step), a resumed run repeats exactly what the killed one would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from avgen.training.config import ConfigError, TrainingConfig
+from avgen.training.distributed import Processes, start, stop
+from avgen.training.ema import EMA
+from avgen.training.generator import Generator
+from avgen.training.latents import LatentClips
+from avgen.training.objectives import OBJECTIVES, Draws
+from avgen.training.schedule import warmup_cosine
+
+STATE = "state.json"
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """Complete checkpoints of a run folder, oldest first."""
+    found = [path for path in (run / "checkpoints").glob("step-*") if (path / STATE).is_file()]
+    return sorted(found, key=lambda path: int(path.name.split("-")[1]))
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A run folder -> its newest checkpoint; a checkpoint or pipeline folder -> itself."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"init path {str(path)!r} not found")
+    if (path / "checkpoints").is_dir():
+        found = checkpoints(path)
+        if not found:
+            raise ConfigError(f"run folder {str(path)!r} has no complete checkpoint yet")
+        return found[-1]
+    return path
+
+
+class Trainer:
+    def __init__(self, config: TrainingConfig, resume: bool = False, progress: bool = True):
+        self.config = config
+        self.processes: Processes = start(config)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.run_dir = Path(config.output_dir)
+        self.progress = progress and self.processes.is_main
+        self.data = self._load_data()
+
+        generator = Generator.from_folder(resolve_weights(config.init), config.preset) if config.init else Generator.from_preset(config.preset)
+        model_config = generator.transformer.config
+        if self.data.video.shape[1] != model_config.video_in_channels or self.data.audio.shape[1] != model_config.audio_in_channels:
+            raise ConfigError(
+                f"the codecs in {config.codecs!r} give {self.data.video.shape[1]} video / {self.data.audio.shape[1]} audio latent "
+                f"channels, the model takes {model_config.video_in_channels} / {model_config.audio_in_channels}: check 'codecs' and 'preset'"
+            )
+        if config.stage == "couple" and config.condition_probability > 0:
+            generator.transformer.register_to_config(audio_conditioning=True)
+        if config.gradient_checkpointing:
+            generator.transformer.enable_gradient_checkpointing()
+        self.generator = generator.to(self.processes.device).train()
+        self.ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
+        target = self.ema.shadow if config.ema_target else None
+        self.objective = OBJECTIVES[config.stage](self.generator, config, target)
+        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.step = 0
+        if resume:
+            self._resume()
+        self.model = self.processes.wrap(self.objective, config.parallel)
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_data(self) -> LatentClips:
+        config = self.config
+        from avgen.models.presets import preset_config
+
+        latent_frames = config.clip_chunks * preset_config(config.preset)["chunk_frames"]
+        arguments = (config.codecs, config.clips, latent_frames, config.cache_dir, config.seed)
+        if self.processes.is_main:  # one process encodes; the others read its cache
+            data = LatentClips.load_or_encode(*arguments, progress=self.progress)
+        self.processes.barrier()
+        if not self.processes.is_main:
+            data = LatentClips.load_or_encode(*arguments, progress=False)
+        return data
+
+    def _resume(self) -> None:
+        found = checkpoints(self.run_dir)
+        if not found:
+            print(f"no checkpoint in {self.run_dir}/checkpoints: starting at step 0", flush=True)
+            return
+        latest = found[-1]
+        loaded = Generator.from_folder(latest, self.config.preset)
+        self.generator.load_state_dict(loaded.state_dict())
+        if self.ema is not None and (latest / "ema").is_dir():
+            self.ema.shadow.load_state_dict(Generator.from_folder(latest / "ema").state_dict())
+        self.optimizer.load_state_dict(torch.load(latest / "optimizer.pt", map_location=self.processes.device, weights_only=True))
+        self.step = json.loads((latest / STATE).read_text())["step"]
+        if self.processes.is_main:
+            self._truncate_metrics(self.step)
+            print(f"resuming from {latest} at step {self.step}", flush=True)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop lines a killed run logged after its last checkpoint: they are about to be redone."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    # ------------------------------------------------------------------ the loop
+
+    def batch_indices(self, step: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        return torch.randint(len(self.data), (self.config.batch_size,), generator=generator).tolist()
+
+    def train_step(self) -> dict[str, float]:
+        config, processes = self.config, self.processes
+        lr = warmup_cosine(self.step, config.learning_rate, config.warmup_steps, config.steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        local = processes.local_slice(config.batch_size)
+        batch = self.data.batch(self.batch_indices(self.step)[local], processes.device)
+        draws = Draws(config.seed, self.step, list(range(config.batch_size))[local], processes.device)
+        began = time.perf_counter()
+        autocast = config.bf16 and processes.device.type == "cuda"
+        with torch.autocast(processes.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss, terms = self.model(batch, draws)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), config.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.generator)
+        self.step += 1
+        seconds = time.perf_counter() - began
+        record = {"step": self.step, **processes.mean({"loss": loss, **terms}), "grad_norm": float(grad_norm), "lr": lr}
+        record.update(seconds=round(seconds, 4), samples_per_second=round(config.batch_size / seconds, 3))
+        if not all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if k != "step"):
+            raise FloatingPointError(f"non-finite training metric at step {self.step}: {record}; lower learning_rate")
+        return record
+
+    def run(self) -> Path:
+        """Train to config.steps; returns the newest checkpoint."""
+        config = self.config
+        if self.processes.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(config.to_yaml())
+        metrics = (self.run_dir / "metrics.jsonl").open("a") if self.processes.is_main else None
+        bar = tqdm(total=config.steps, initial=self.step, desc=f"training {config.stage}", unit="step", disable=not self.progress)
+        try:
+            while self.step < config.steps:
+                record = self.train_step()
+                if metrics is not None:
+                    metrics.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}) + "\n")
+                    metrics.flush()
+                bar.update()
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if metrics is not None:
+                metrics.close()
+            stop(self.processes)
+        return checkpoints(self.run_dir)[-1]
+
+    def save_checkpoint(self) -> None:
+        """OUTPUT_DIR/checkpoints/step-N, written under a hidden name and renamed when whole."""
+        self.processes.barrier()
+        if self.processes.is_main:
+            folder = self.run_dir / "checkpoints"
+            partial = folder / f".step-{self.step}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            self.generator.save(partial)
+            if self.ema is not None:
+                self.ema.shadow.save(partial / "ema")
+            torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
+            (partial / STATE).write_text(json.dumps({"step": self.step, "stage": self.config.stage}))
+            final = folder / f"step-{self.step}"
+            shutil.rmtree(final, ignore_errors=True)
+            partial.rename(final)
+            for old in checkpoints(self.run_dir)[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old)
+        self.processes.barrier()

@@ -1,0 +1,30 @@
+"""Export a training run (or one checkpoint) with the codecs as a pipeline folder.
+
+    python train/export.py runs/rolling --codecs weights/avgen-tiny --out weights/avgen-tiny
+
+Both pipelines load the result: RollingForcingPipeline.from_pretrained(OUT) and
+MutualForcingPipeline.from_pretrained(OUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from avgen.training.config import ConfigError  # noqa: E402
+from avgen.training.export import export_pipeline  # noqa: E402
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("weights", help="run folder (newest checkpoint) or checkpoint folder")
+    parser.add_argument("--codecs", default="weights/avgen-tiny", help="folder with vae/ and audio_codec/")
+    parser.add_argument("--out", required=True, help="pipeline folder to write")
+    parser.add_argument("--no-ema", action="store_true", help="export the online weights even when an EMA exists")
+    args = parser.parse_args()
+    try:
+        print(f"saved {export_pipeline(args.weights, args.codecs, args.out, use_ema=not args.no_ema)}")
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
