@@ -120,8 +120,12 @@ def _check_types(values: dict) -> None:
         if default is None or value is None:
             continue
         expected = type(default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            continue
+        if expected is float and not isinstance(value, bool):
+            try:  # YAML reads 1e-3 (no dot) as a string
+                values[key] = float(value)
+                continue
+            except (TypeError, ValueError):
+                pass
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"config key {key!r} must be a {expected.__name__}, got {value!r}")
 

@@ -22,6 +22,7 @@ class Processes:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    sharded: bool = False  # FSDP2: each process holds a shard of every weight
 
     @property
     def is_main(self) -> bool:
@@ -50,7 +51,8 @@ class Processes:
             stacked /= self.world_size
         return dict(zip(values, stacked.tolist()))
 
-    def wrap(self, objective: nn.Module, parallel: str) -> nn.Module:
+    def wrap(self, objective: nn.Module, parallel: str, unused_parameters: bool) -> nn.Module:
+        """DDP or FSDP2 around the objective; `unused_parameters` when some weights get no gradient (stage 1's fusion)."""
         if not self.distributed:
             return objective
         if parallel == "fsdp":
@@ -61,10 +63,35 @@ class Processes:
             fully_shard(transformer)
             for method in ("forward_chunks", "refresh"):
                 register_fsdp_forward_method(transformer, method)
+            self.sharded = True
             return objective
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        # Stage 1 leaves the fusion layers (and a tower, when one modality trains) unused.
-        return nn.parallel.DistributedDataParallel(objective, device_ids=device_ids, find_unused_parameters=True)
+        return nn.parallel.DistributedDataParallel(objective, device_ids=device_ids, find_unused_parameters=unused_parameters)
+
+
+    # Whole state dicts for checkpoints: collectives under FSDP, so every process calls them.
+
+    def full_state(self, module: nn.Module) -> dict:
+        if not self.sharded:
+            return module.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def full_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        if not self.sharded:
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        if not self.sharded:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 def start(config: TrainingConfig) -> Processes:
@@ -74,6 +101,8 @@ def start(config: TrainingConfig) -> Processes:
         raise ConfigError(f"config key 'device' must be 'cpu' or 'cuda', got {config.device!r}")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("config key 'device' is 'cuda' but no CUDA device is visible; set device=cpu")
+    if world_size > 1 and config.parallel == "fsdp" and config.ema_decay > 0:
+        raise ConfigError("config key 'ema_decay' must be 0 with parallel=fsdp (the EMA is kept unsharded); use parallel=ddp")
     if config.batch_size % world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the {world_size} processes")
     if world_size == 1:

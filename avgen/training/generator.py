@@ -42,6 +42,13 @@ class Generator(nn.Module):
             generator.check_preset(preset, str(folder))
         return generator
 
+    @classmethod
+    def like(cls, other: Generator, state_dict: dict) -> Generator:
+        """A plain (unsharded) copy of `other`'s architecture holding `state_dict`."""
+        copy = cls(CausalAVTransformer.from_config(other.transformer.config), WorldTextEncoder.from_config(other.text_encoder.config))
+        copy.load_state_dict(state_dict)
+        return copy
+
     def check_preset(self, preset: str, source: str) -> None:
         """A checkpoint of another size is an error that names both sizes, not a shape mismatch deep in torch."""
         expected = preset_config(preset)

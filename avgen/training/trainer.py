@@ -75,11 +75,15 @@ class Trainer:
         self.ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         target = self.ema.shadow if config.ema_target else None
         self.objective = OBJECTIVES[config.stage](self.generator, config, target)
-        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step = 0
-        if resume:
-            self._resume()
-        self.model = self.processes.wrap(self.objective, config.parallel)
+        latest = self._resume_weights() if resume else None
+        # Stage 1 never runs the fusion layers (nor a tower left out of `modalities`).
+        self.model = self.processes.wrap(self.objective, config.parallel, unused_parameters=config.stage == "pretrain")
+        # After wrapping: FSDP2 replaces the parameters with shards, and the optimizer must hold those.
+        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        if latest is not None:
+            state = torch.load(latest / "optimizer.pt", map_location=self.processes.device, weights_only=True)
+            self.processes.load_optimizer_state(self.generator, self.optimizer, state)
 
     # ------------------------------------------------------------------ setup
 
@@ -96,21 +100,21 @@ class Trainer:
             data = LatentClips.load_or_encode(*arguments, progress=False)
         return data
 
-    def _resume(self) -> None:
+    def _resume_weights(self) -> Path | None:
+        """Load the newest checkpoint's weights (the optimizer state follows once it exists)."""
         found = checkpoints(self.run_dir)
         if not found:
             print(f"no checkpoint in {self.run_dir}/checkpoints: starting at step 0", flush=True)
-            return
+            return None
         latest = found[-1]
-        loaded = Generator.from_folder(latest, self.config.preset)
-        self.generator.load_state_dict(loaded.state_dict())
+        self.generator.load_state_dict(Generator.from_folder(latest, self.config.preset).state_dict())
         if self.ema is not None and (latest / "ema").is_dir():
             self.ema.shadow.load_state_dict(Generator.from_folder(latest / "ema").state_dict())
-        self.optimizer.load_state_dict(torch.load(latest / "optimizer.pt", map_location=self.processes.device, weights_only=True))
         self.step = json.loads((latest / STATE).read_text())["step"]
         if self.processes.is_main:
             self._truncate_metrics(self.step)
             print(f"resuming from {latest} at step {self.step}", flush=True)
+        return latest
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop lines a killed run logged after its last checkpoint: they are about to be redone."""
@@ -178,19 +182,22 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """OUTPUT_DIR/checkpoints/step-N, written under a hidden name and renamed when whole."""
-        self.processes.barrier()
-        if self.processes.is_main:
+        processes = self.processes
+        processes.barrier()
+        weights = processes.full_state(self.generator)
+        optimizer = processes.full_optimizer_state(self.generator, self.optimizer)
+        if processes.is_main:
             folder = self.run_dir / "checkpoints"
             partial = folder / f".step-{self.step}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            self.generator.save(partial)
+            (Generator.like(self.generator, weights) if processes.sharded else self.generator).save(partial)
             if self.ema is not None:
                 self.ema.shadow.save(partial / "ema")
-            torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
+            torch.save(optimizer, partial / "optimizer.pt")
             (partial / STATE).write_text(json.dumps({"step": self.step, "stage": self.config.stage}))
             final = folder / f"step-{self.step}"
             shutil.rmtree(final, ignore_errors=True)
             partial.rename(final)
             for old in checkpoints(self.run_dir)[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old)
-        self.processes.barrier()
+        processes.barrier()
