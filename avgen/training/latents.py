@@ -25,15 +25,20 @@ from avgen.world import WorldConfig, WorldDataset, default_cache_dir
 ENCODE_BATCH = 8
 
 
-def load_codecs(folder: str | Path) -> tuple[VideoCodec, AudioCodec]:
-    """The trained codecs of a weights folder (its vae/ and audio_codec/)."""
+def require_codecs(folder: str | Path) -> Path:
     folder = Path(folder)
     for name in ("vae", "audio_codec"):
-        if not (folder / name / "config.json").is_file():
+        if not (folder / name / "diffusion_pytorch_model.safetensors").is_file():
             raise ConfigError(
                 f"codecs folder {str(folder)!r} has no {name}/: point 'codecs' at trained codecs "
                 "(python train/codecs.py writes them)"
             )
+    return folder
+
+
+def load_codecs(folder: str | Path) -> tuple[VideoCodec, AudioCodec]:
+    """The trained codecs of a weights folder (its vae/ and audio_codec/)."""
+    folder = require_codecs(folder)
     return VideoCodec.from_pretrained(folder / "vae").eval(), AudioCodec.from_pretrained(folder / "audio_codec").eval()
 
 
@@ -69,7 +74,7 @@ class LatentClips:
 
     @staticmethod
     def cache_path(codecs: str | Path, clips: int, latent_frames: int, cache_dir: str | Path | None, seed: int) -> Path:
-        codecs = Path(codecs)
+        codecs = require_codecs(codecs)
         key = json.dumps(
             {
                 "vae": _file_digest(codecs / "vae" / "diffusion_pytorch_model.safetensors"),
