@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from avgen.codecs.audio import AudioCodec
+from avgen.codecs.loading import load_codecs
 from avgen.codecs.losses import multi_resolution_stft_distance, psnr
 from avgen.codecs.video import VideoCodec
 from avgen.metrics.attributes import READ_ATTRIBUTES, read_attributes
@@ -30,14 +31,6 @@ def frames_to_video(frames: np.ndarray) -> torch.Tensor:
 def video_to_frames(video: torch.Tensor) -> np.ndarray:
     """(1, 3, F, H, W) in [-1, 1] -> (F, H, W, 3) uint8."""
     return ((video[0].permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def load_codecs(model: str | Path) -> tuple[VideoCodec, AudioCodec]:
-    model = Path(model)
-    for subfolder in ("vae", "audio_codec"):
-        if not (model / subfolder / "config.json").is_file():
-            raise ValueError(f"{str(model / subfolder)!r} holds no codec; train one with `python train/codecs.py`")
-    return VideoCodec.from_pretrained(model / "vae").eval(), AudioCodec.from_pretrained(model / "audio_codec").eval()
 
 
 def folder_megabytes(folder: Path) -> float:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avgen.codecs.loading import load_codecs
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.config import ConfigError
 from avgen.training.generator import Generator
-from avgen.training.latents import load_codecs
+from avgen.training.latents import require_codecs
 from avgen.training.trainer import resolve_weights
 
 
@@ -23,7 +24,7 @@ def export_pipeline(weights: str | Path, codecs: str | Path, out: str | Path, us
     checkpoint = resolve_weights(weights)
     source = checkpoint / "ema" if use_ema and (checkpoint / "ema").is_dir() else checkpoint
     generator = Generator.from_folder(source)
-    vae, audio_codec = load_codecs(codecs)
+    vae, audio_codec = load_codecs(require_codecs(codecs))
     if vae.config.z_dim != generator.transformer.config.video_in_channels:
         raise ConfigError(
             f"the codecs in {str(codecs)!r} give {vae.config.z_dim} latent channels, the checkpoint's model takes "

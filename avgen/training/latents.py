@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from avgen.codecs import AudioCodec, VideoCodec
 from avgen.codecs.av import encode_clip
+from avgen.codecs.loading import load_codecs, missing_codec
 from avgen.training.config import ConfigError
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir
 
@@ -26,20 +26,14 @@ ENCODE_BATCH = 8
 
 
 def require_codecs(folder: str | Path) -> Path:
-    folder = Path(folder)
-    for name in ("vae", "audio_codec"):
-        if not (folder / name / "diffusion_pytorch_model.safetensors").is_file():
-            raise ConfigError(
-                f"codecs folder {str(folder)!r} has no {name}/: point 'codecs' at trained codecs "
-                "(python train/codecs.py writes them)"
-            )
-    return folder
-
-
-def load_codecs(folder: str | Path) -> tuple[VideoCodec, AudioCodec]:
-    """The trained codecs of a weights folder (its vae/ and audio_codec/)."""
-    folder = require_codecs(folder)
-    return VideoCodec.from_pretrained(folder / "vae").eval(), AudioCodec.from_pretrained(folder / "audio_codec").eval()
+    """The codecs folder named by the config, or an error naming the key."""
+    missing = missing_codec(folder)
+    if missing is not None:
+        raise ConfigError(
+            f"codecs folder {str(folder)!r} has no {missing}/: point 'codecs' at trained codecs "
+            "(python train/codecs.py writes them)"
+        )
+    return Path(folder)
 
 
 def _file_digest(path: Path) -> str:
@@ -111,7 +105,7 @@ class LatentClips:
     @classmethod
     @torch.no_grad()
     def encode(cls, codecs, clips: int, latent_frames: int, cache_dir=None, seed: int = 0, progress: bool = True) -> LatentClips:
-        video_codec, audio_codec = load_codecs(codecs)
+        video_codec, audio_codec = load_codecs(require_codecs(codecs))
         world = WorldConfig()
         frames = 1 + video_codec.temporal_compression * (latent_frames - 1)  # the causal VAE's first latent is one frame
         dataset = WorldDataset("train", num_clips=clips, seconds=frames / world.fps, cache_dir=cache_dir or default_cache_dir(), seed=seed)

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from avgen.pipelines import MutualForcingPipeline, RollingForcingPipeline
+
 from avgen.training.config import ConfigError
 from avgen.training.export import export_pipeline
 from avgen.training.trainer import Trainer
