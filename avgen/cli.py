@@ -161,6 +161,27 @@ def bench_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_model(args: argparse.Namespace) -> int:
+    if args.sink_chunks < 0:
+        raise ValueError(f"--sink-chunks must be >= 0, got {args.sink_chunks}")
+    import torch
+
+    from avgen.pipelines.evaluation import evaluate_pipeline
+    from avgen.pipelines.loading import load_pipeline
+
+    torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.model, args.pipeline)
+    figures = evaluate_pipeline(
+        pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps, window=args.window,
+        sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, progress=not args.json,
+    )  # fmt: skip
+    if not args.json:
+        figures.pop("rows")
+    figures["model"] = args.model
+    _print_figures(figures, args.json)
+    return 0
+
+
 def eval_codecs(args: argparse.Namespace) -> int:
     from avgen.codecs.evaluation import evaluate_codecs
 
@@ -292,8 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)
 
-    evaluation = commands.add_parser("eval", help="evaluations that print figures")
-    evaluations = evaluation.add_subparsers(dest="evaluation", required=True, parser_class=_Parser)
+    evaluation = commands.add_parser(
+        "eval", help="evaluate a model on held-out characters (sync, adherence, drift); `eval codecs` for the codecs"
+    )
+    evaluation.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
+    evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
+    evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
+    evaluation.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise")
+    evaluation.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
+    evaluation.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
+    evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
+    evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
+    evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    evaluation.add_argument("--json", action="store_true", help="print JSON (with one row per clip) instead of a table")
+    evaluation.set_defaults(run=eval_model)
+    evaluations = evaluation.add_subparsers(dest="evaluation", parser_class=_Parser)
     codecs = evaluations.add_parser("codecs", help="codec reconstruction and streaming speed on held-out characters")
     codecs.add_argument("--model", default="weights/avgen-tiny", help="model folder with vae/ and audio_codec/")
     codecs.add_argument("--clips", type=_positive_int, default=50, help="held-out clips (default 50)")
