@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install demo test clean
+# apt-get needs root; sudo when make runs as a user.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install system-deps demo test app clean
 
 install: $(STAMP)
 
@@ -25,13 +28,25 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) --quiet --editable '.[dev]'
 	@touch $@
 
+# Debian packages: ffmpeg (ffmpeg + ffprobe, which the app's streaming video runs) and
+# chromium (the browser test); installed only when missing.
+system-deps:
+	@if ! command -v ffprobe >/dev/null || ! command -v chromium >/dev/null; then \
+		echo "installing Debian's ffmpeg and chromium (the app's streaming video, the browser test)"; \
+		$(AS_ROOT) apt-get update -qq && \
+		$(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium; \
+	fi
+
 demo: $(STAMP)
 	@mkdir -p outputs
 	$(BIN)/avgen render-world --seed 0 --seconds 10 -o outputs/demo.mp4
 	$(BIN)/avgen eval-media outputs/demo.mp4
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+app: $(STAMP) system-deps
+	$(BIN)/python app.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
