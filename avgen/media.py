@@ -22,6 +22,7 @@ import numpy as np
 
 AUDIO_BITRATE = "128k"
 VIDEO_CRF = 12  # near-lossless: metrics read colours and mouth pixels back from the file
+AUDIO_CODECS = {"aac": ["-c:a", "aac", "-b:a", AUDIO_BITRATE], "flac": ["-c:a", "flac"]}
 
 
 class MediaError(RuntimeError):
@@ -74,6 +75,7 @@ def write_mp4(
     fps: float,
     sample_rate: int,
     metadata: dict[str, str] | None = None,
+    audio_codec: str = "aac",
 ) -> Path:
     """Write frames + audio as an H.264 (yuv420p) + AAC mp4 that browsers play.
 
@@ -81,8 +83,12 @@ def write_mp4(
         frames: (F, H, W, 3) uint8, H and W even.
         audio: (channels, S) float in [-1, 1], 1 or 2 channels, covering the same time as the frames.
         metadata: container tags, e.g. {"comment": prompt}.
+        audio_codec: "aac", or "flac" for a file whose audio is decoded again and must come back
+            sample-exact (AAC adds the encoder's priming and pads its last frame).
     """
-    extra = ["-movflags", "+faststart", "-f", "mp4"]
+    if audio_codec not in AUDIO_CODECS:
+        raise ValueError(f"audio_codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")
+    extra = [*AUDIO_CODECS[audio_codec], "-movflags", "+faststart", "-f", "mp4"]
     for key, value in (metadata or {}).items():
         extra += ["-metadata", f"{key}={value}"]
     return _encode(path, frames, audio, fps, sample_rate, extra)
@@ -100,7 +106,7 @@ def write_ts_segment(
 
     Consecutive segments of a stream play back to back (HLS, Gradio's streaming video).
     """
-    extra = ["-output_ts_offset", f"{start_seconds:.6f}", "-muxdelay", "0", "-f", "mpegts"]
+    extra = [*AUDIO_CODECS["aac"], "-output_ts_offset", f"{start_seconds:.6f}", "-muxdelay", "0", "-f", "mpegts"]
     return _encode(path, frames, audio, fps, sample_rate, extra)
 
 
@@ -191,7 +197,6 @@ def _encode(path, frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate
             "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", str(audio_file),
             "-map", "0:v:0", "-map", "1:a:0",
             "-c:v", "libx264", "-preset", "veryfast", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", AUDIO_BITRATE,
             *extra,
         ]
         # fmt: on
