@@ -1,0 +1,39 @@
+"""Print the model card's evaluation tables from the JSON files `train/avgen_tiny_eval.sh` wrote.
+
+    python train/evaluation_table.py weights/avgen-tiny/evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = [
+    ("sync ±1 frame", "sync_within_1_frame", "{:.0%}"),
+    ("sync offset 0", "sync_offset_0", "{:.0%}"),
+    ("sync confidence (median)", "sync_confidence_median", "{:.2f}"),
+    ("attribute adherence", "attribute_adherence", "{:.0%}"),
+    ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
+    ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
+]
+
+
+def describe(figures: dict) -> str:
+    window = figures["window"] if figures["window"] is not None else figures["steps"] if figures["pipeline"].startswith("Rolling") else 1
+    sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
+    return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}"
+
+
+def table(folder: Path) -> str:
+    lines = ["| run | weights and sampler | clips x seconds | " + " | ".join(name for name, _, _ in COLUMNS) + " |"]
+    lines.append("|" + " --- |" * (3 + len(COLUMNS)))
+    for path in sorted(folder.glob("*.json")):
+        figures = json.loads(path.read_text())
+        cells = [fmt.format(figures[key]) if figures.get(key) is not None else "n/a" for _, key, fmt in COLUMNS]
+        lines.append(f"| {path.stem} | {describe(figures)} | {figures['clips']} x {figures['seconds']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(Path(sys.argv[1] if len(sys.argv) > 1 else "weights/avgen-tiny/evaluation")))
