@@ -21,7 +21,7 @@ from avgen.app.inputs import load_reference, parse_request
 from avgen.app.model import AppModel
 from avgen.media import MediaError
 
-UNTRAINED_BANNER = "⚠️ **untrained weights: pictures will be noise until avgen-tiny ships**"
+UNTRAINED_BANNER = "⚠️ **untrained weights: pictures are noise (no trained pipeline was loaded)**"
 CSS = """
 #untrained-banner { background: #fff3cd; border: 1px solid #e0a800; border-radius: 6px; padding: 4px 12px; }
 #live video { image-rendering: pixelated; }  /* 64x64 frames: show the pixels, not a blur */

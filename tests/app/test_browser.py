@@ -31,7 +31,7 @@ def page(server):
 
 
 def test_generate_plays_video_with_sound_while_it_is_made(page, tmp_path):
-    assert page.get_by_text("untrained weights: pictures will be noise until avgen-tiny ships").is_visible()
+    assert page.get_by_text("untrained weights: pictures are noise (no trained pipeline was loaded)").is_visible()
     page.locator("#seconds input").fill("6")
     page.locator("#generate").click()
     page.wait_for_function(f"() => ({PLAYBACK})()?.time > 0.5", timeout=60_000)

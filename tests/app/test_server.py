@@ -39,7 +39,7 @@ def playlist_seconds(path: str) -> float:
 
 def test_page_is_served_with_the_untrained_banner(server):
     page = httpx.get(server + "config", timeout=10).text
-    assert "untrained weights: pictures will be noise until avgen-tiny ships" in page
+    assert "untrained weights: pictures are noise (no trained pipeline was loaded)" in page
 
 
 def test_generation_streams_segments_and_ends_with_an_h264_aac_mp4(client):
