@@ -11,7 +11,11 @@ CLIPS=${CLIPS:-50}; SECONDS_MAIN=${SECONDS_MAIN:-20}        # main table
 SMALL=${SMALL:-10}; SECONDS_SMALL=${SECONDS_SMALL:-10}      # few- vs multi-step, stage 2 vs stage 3
 LONG=${LONG:-3}; SECONDS_LONG=${SECONDS_LONG:-120}          # drift over 2 minutes
 mkdir -p "$OUT"
-run() { local name=$1; shift; "$AVGEN" eval --threads 1 --json "$@" > "$OUT/$name.json"; echo "wrote $OUT/$name.json"; }
+run() {  # a finished run's JSON appears whole (written under a hidden name, then renamed)
+    local name=$1; shift
+    "$AVGEN" eval --threads 1 --json "$@" > "$OUT/.$name.json.partial"
+    mv "$OUT/.$name.json.partial" "$OUT/$name.json"; echo "wrote $OUT/$name.json"
+}
 run rolling-4-steps --model "$MODEL" --clips "$CLIPS" --seconds "$SECONDS_MAIN" &
 run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$SMALL" --seconds "$SECONDS_SMALL"
 wait
