@@ -246,6 +246,14 @@ def _read_image(path: str):
         raise ValueError(f"cannot read image {path!r}: {error}") from None
 
 
+def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `generate` and `eval` share: which weights, which pipeline, how many steps, which window."""
+    parser.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
+    parser.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
+    parser.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
+    parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avgen.world import VOCABULARIES
 
@@ -255,13 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     make = commands.add_parser("generate", help="generate a talking character with sound to an mp4")
     make.add_argument("prompt", help="what to generate, e.g. 'A red round face with glasses talks in a deep voice ...'")
     make.add_argument("--seconds", type=_seconds, default=10.0, help="length (default 10)")
-    make.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
-    make.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
+    _add_sampler_arguments(make)
     make.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
-    make.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
     make.add_argument("--seed", type=int, default=0, help="noise seed")
     make.add_argument("--image", help="reference character image (RGB, the model's frame size) to start from")
-    make.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
     make.set_defaults(run=generate)
 
@@ -316,12 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "eval", help="evaluate a model on held-out characters (sync, adherence, drift); `eval codecs` for the codecs"
     )
-    evaluation.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
+    _add_sampler_arguments(evaluation)
     evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
     evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
-    evaluation.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise")
-    evaluation.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
-    evaluation.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")

@@ -12,6 +12,7 @@ derive from (seed, step), a resumed run repeats exactly what the killed one woul
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -151,7 +152,7 @@ class Trainer:
         seconds = time.perf_counter() - began
         record = {"step": self.step, **processes.mean({"loss": loss, **terms}), "grad_norm": float(grad_norm), "lr": lr}
         record.update(seconds=round(seconds, 4), samples_per_second=round(config.batch_size / seconds, 3))
-        if not all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if k != "step"):
+        if not all(math.isfinite(value) for key, value in record.items() if key != "step"):
             raise FloatingPointError(f"non-finite training metric at step {self.step}: {record}; lower learning_rate")
         return record
 
