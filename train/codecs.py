@@ -29,6 +29,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
 from avgen.codecs.losses import multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
+from avgen.training.motion import motion_loss_weight  # noqa: E402
 from avgen.training.schedule import warmup_cosine  # noqa: E402
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir  # noqa: E402
 
@@ -50,10 +51,7 @@ class CodecTrainingConfig:
     # only bounds the latent scale). Sampling stalled the video codec at 14 dB for 150 steps.
     sample_posterior: bool = False
     stft_weight: float = 1.0  # audio: multi-resolution STFT term beside the waveform L1
-    # Video: pixels that change between frames (mouth, eyes, jumps) weigh 1 + motion_weight *
-    # |change| in the loss. The mouth is a few pixels, so an unweighted loss blurs it away and
-    # with it the lip sync the metrics read.
-    motion_weight: float = 0.0
+    motion_weight: float = 0.0  # video: see avgen/training/motion.py (what fixed the lip sync)
     grad_clip: float = 1.0
     checkpoint_every: int = 250
     threads: int = 1
@@ -84,13 +82,6 @@ def batches(config: CodecTrainingConfig, dataset: WorldDataset, start_step: int)
         step += 1
 
 
-def motion(video: torch.Tensor) -> torch.Tensor:
-    """Per-pixel change from the previous and to the next frame, (B, 3, F, H, W) -> (B, 1, F, H, W)."""
-    change = (video[:, :, 1:] - video[:, :, :-1]).abs().amax(1, keepdim=True)  # (B, 1, F-1, H, W)
-    padding = torch.zeros_like(change[:, :, :1])
-    return torch.maximum(torch.cat([padding, change], 2), torch.cat([change, padding], 2))
-
-
 def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor, audio: torch.Tensor) -> dict:
     if config.codec == "video":
         posterior = codec.encode(video).latent_dist
@@ -98,7 +89,7 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
         # Unclamped decode (diffusers' decode clamps, which zeroes the gradient of overshooting
         # pixels and stalled training). Normalisation is the identity until training ends.
         decoded = codec.stream().decode(latents, clamp=False)
-        weight = 1 + config.motion_weight * motion(video)
+        weight = motion_loss_weight(video, config.motion_weight)
         terms = {
             "mse": (weight * (decoded - video) ** 2).mean(),
             "l1": (weight * (decoded - video).abs()).mean(),

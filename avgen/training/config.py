@@ -54,6 +54,11 @@ class TrainingConfig:
     checkpoint_every: int = 250
     keep_checkpoints: int = 3  # the newest N checkpoints are kept
 
+    # ---- all stages: the video loss
+    # Video positions weigh 1 + motion_weight * the clean latents' change over time
+    # (avgen/training/motion.py): the mouth is a latent position or two of each frame.
+    motion_weight: float = 0.0
+
     # ---- stage 1 (pretrain): each tower alone
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
 
@@ -82,6 +87,7 @@ class TrainingConfig:
             (0 <= self.condition_probability <= 1, "condition_probability", "in [0, 1]"),
             (0 <= self.real_history_probability <= 1, "real_history_probability", "in [0, 1]"),
             (self.few_steps >= 1, "few_steps", ">= 1"),
+            (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),

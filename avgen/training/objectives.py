@@ -34,6 +34,7 @@ from avgen.rollout import Denoiser, LatentChunk, rollout
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.config import TrainingConfig
 from avgen.training.generator import Generator
+from avgen.training.motion import motion_loss_weight
 
 
 def _mix(*numbers: int) -> int:
@@ -82,9 +83,12 @@ def per_position(levels: torch.Tensor, per_chunk: int, ndim: int) -> torch.Tenso
     return expanded.reshape(*expanded.shape, *([1] * (ndim - 3)))
 
 
-def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B,) mean squared error per sample."""
-    return (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
+def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) mean squared error per sample; `weight` (broadcast to the error) weighs its positions."""
+    error = (prediction.float() - target.float()).pow(2)
+    if weight is not None:
+        error = error * weight
+    return error.flatten(1).mean(1)
 
 
 class Objective(nn.Module):
@@ -110,6 +114,10 @@ class Objective(nn.Module):
 
     def per_chunk(self, kind: str) -> int:
         return self.frames_per_chunk if kind == "video" else self.audio_per_chunk
+
+    def video_weight(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 1, F, h, w) flow-matching weights of a clean latent clip (1 + motion_weight * its motion)."""
+        return motion_loss_weight(video, self.config.motion_weight)
 
     def noised(self, clean: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
         """x_t of every chunk at its own level t (B, Nc)."""
@@ -143,7 +151,8 @@ class Pretrain(Objective):
                 **{kind: self.noised(clean, noise, t, kind), f"timestep_{kind}": t, f"context_{kind}": clean},
                 encoder_hidden_states=embeds,
             )[kind]  # fmt: skip
-            losses[f"fm_{kind}"] = (1.0, per_sample_mse(prediction, noise - clean).mean())
+            weight = self.video_weight(clean) if kind == "video" else None
+            losses[f"fm_{kind}"] = (1.0, per_sample_mse(prediction, noise - clean, weight).mean())
         return losses
 
 
@@ -171,7 +180,7 @@ class Couple(Objective):
         # Normalised by the batch, not by the samples that count, so that the mean over
         # processes equals the mean over the global batch.
         return {
-            "fm_video": (1.0, (per_sample_mse(output.video, noise_video - video) * ~video_given).mean()),
+            "fm_video": (1.0, (per_sample_mse(output.video, noise_video - video, self.video_weight(video)) * ~video_given).mean()),
             "fm_audio": (1.0, (per_sample_mse(output.audio, noise_audio - audio) * ~audio_given).mean()),
         }
 
@@ -207,12 +216,13 @@ class SelfForcedObjective(Objective):
         with torch.no_grad():
             return self._target[0].embed(prompts)
 
-    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
+    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
         """Both losses on a window read against the self-generated cache.
 
         Args:
             noisy: (video, audio) of the window as the few-step model sees it (self-generated).
             real: (video, audio) of the real chunks at the same places.
+            video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
             t, d: (B, Nc) levels and few-step jump sizes of the window's chunks.
         """
         video, audio = noisy
@@ -232,9 +242,9 @@ class SelfForcedObjective(Objective):
         student = self.velocity(self.transformer, cache, video, audio, t, d, embeds, joint)
         weight = self.config.distill_weight
         return {
-            "fm_video": (1.0, per_sample_mse(flow[0], noise_video - real_video).mean()),
+            "fm_video": (1.0, per_sample_mse(flow[0], noise_video - real_video, video_weight).mean()),
             "fm_audio": (1.0, per_sample_mse(flow[1], noise_audio - real_audio).mean()),
-            "sd_video": (weight, per_sample_mse(student[0], targets[0]).mean()),
+            "sd_video": (weight, per_sample_mse(student[0], targets[0], video_weight).mean()),
             "sd_audio": (weight, per_sample_mse(student[1], targets[1]).mean()),
         }
 
@@ -283,12 +293,14 @@ class MutualForcing(SelfForcedObjective):
         _, cache = rollout_history(self, batch, embeds.detach(), history, draws, real_history)
         video = chunk_slice(batch["video"], history, history + 1, self.frames_per_chunk)
         audio = chunk_slice(batch["audio"], history, history + 1, self.audio_per_chunk)
+        # The weights come from the whole clip: a one-frame chunk has no motion of its own.
+        video_weight = chunk_slice(self.video_weight(batch["video"]), history, history + 1, self.frames_per_chunk)
         d = self.distill_steps(draws)[:, None]  # (B, 1)
         t = d + (1 - d) * draws.uniform(1)  # a level from which a jump of d stays >= 0
         noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
         noisy = (self.noised(video, noise_video, t, "video"), self.noised(audio, noise_audio, t, "audio"))
         target_embeds = self.target_embeds(batch["prompts"], embeds)
-        return self.window_losses(cache, noisy, (video, audio), t, d, embeds, target_embeds, draws, joint=False)
+        return self.window_losses(cache, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
 
 
 class Rolling(SelfForcedObjective):
@@ -305,6 +317,7 @@ class Rolling(SelfForcedObjective):
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
         denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
+        video_weight = self.video_weight(batch["video"])
         found = {}
 
         def before_tick(tick, active, t, t_next):
@@ -322,8 +335,9 @@ class Rolling(SelfForcedObjective):
             with torch.enable_grad():
                 found.update(
                     self.window_losses(
-                        denoiser.caches["cond"], noisy, real, levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True
-                    )
+                        denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
+                        levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
+                    )  # fmt: skip
                 )
 
         with torch.no_grad():

@@ -21,9 +21,9 @@ def fixed_loss(trainer: Trainer) -> float:
     "stage, changes",
     [
         ("pretrain", {"steps": 25, "learning_rate": 2e-3}),
-        ("couple", {"steps": 25, "learning_rate": 2e-3, "condition_probability": 0.5}),
+        ("couple", {"steps": 25, "learning_rate": 2e-3, "condition_probability": 0.5, "motion_weight": 4.0}),
         ("mutual_forcing", {"steps": 12, "learning_rate": 2e-3, "ema_decay": 0.9, "ema_target": True}),
-        ("rolling", {"steps": 12, "learning_rate": 2e-3, "few_steps": 2}),
+        ("rolling", {"steps": 12, "learning_rate": 2e-3, "few_steps": 2, "motion_weight": 4.0}),
     ],
 )
 def test_stage_loss_is_finite_and_decreases(small_config, stage, changes):
