@@ -12,3 +12,5 @@ for stage in pretrain couple mutual_forcing rolling; do
     "$PYTHON" "train/$stage.py" --config "train/configs/$stage.yaml" --set "threads=$THREADS" --resume --no-progress
 done
 "$PYTHON" train/export.py runs/tiny/rolling --codecs weights/avgen-tiny --out weights/avgen-tiny
+# The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
+"$PYTHON" train/export.py runs/tiny/couple --codecs weights/avgen-tiny --out runs/tiny/couple-pipeline
