@@ -29,6 +29,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
 from avgen.codecs.losses import multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
+from avgen.training.metrics_log import truncate_after  # noqa: E402
 from avgen.training.motion import motion_loss_weight  # noqa: E402
 from avgen.training.schedule import warmup_cosine  # noqa: E402
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir  # noqa: E402
@@ -164,6 +165,7 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         start = json.loads((checkpoint / "state.json").read_text())["step"]
         print(f"resuming from {checkpoint} at step {start}", file=sys.stderr)
+        truncate_after(folder / "metrics.jsonl", start)
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     codec.train()
     metrics = (folder / "metrics.jsonl").open("a")

@@ -25,6 +25,7 @@ from avgen.training.distributed import Processes, start, stop
 from avgen.training.ema import EMA
 from avgen.training.generator import Generator
 from avgen.training.latents import LatentClips
+from avgen.training.metrics_log import truncate_after
 from avgen.training.objectives import OBJECTIVES, Draws
 from avgen.training.schedule import warmup_cosine
 
@@ -113,16 +114,9 @@ class Trainer:
             self.ema.shadow.load_state_dict(Generator.from_folder(latest / "ema").state_dict())
         self.step = json.loads((latest / STATE).read_text())["step"]
         if self.processes.is_main:
-            self._truncate_metrics(self.step)
+            truncate_after(self.run_dir / "metrics.jsonl", self.step)
             print(f"resuming from {latest} at step {self.step}", flush=True)
         return latest
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop lines a killed run logged after its last checkpoint: they are about to be redone."""
-        path = self.run_dir / "metrics.jsonl"
-        if path.is_file():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            path.write_text("".join(line + "\n" for line in kept))
 
     # ------------------------------------------------------------------ the loop
 

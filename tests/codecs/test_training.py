@@ -19,9 +19,12 @@ def test_codec_training_checkpoints_resumes_and_exports(tmp_path):
     config = json.loads((tmp_path / "audio_codec" / "config.json").read_text())
     assert len(config["latents_mean"]) == 8 and all(s > 0 for s in config["latents_std"])
 
+    metrics = tmp_path / "checkpoints" / "audio" / "metrics.jsonl"
+    with metrics.open("a") as log:  # as if killed after logging step 3, before its checkpoint
+        log.write(json.dumps({"step": 3, "loss": -1.0}) + "\n")
     resumed = train(tmp_path, "--steps", "3", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr and "step 2" in resumed.stderr
-    records = [json.loads(line) for line in (tmp_path / "checkpoints" / "audio" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
-    assert all(r["loss"] == r["loss"] and r["loss"] < 1e3 for r in records)  # finite
+    assert all(0 <= r["loss"] < 1e3 for r in records)  # finite, and the killed run's step 3 is gone
