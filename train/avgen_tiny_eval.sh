@@ -9,7 +9,7 @@ MODEL=${MODEL:-weights/avgen-tiny}
 STAGE2_MODEL=${STAGE2_MODEL:-runs/tiny/couple-pipeline}  # written by train/avgen_tiny.sh
 OUT=$MODEL/evaluation
 CLIPS=${CLIPS:-50}; SECONDS_MAIN=${SECONDS_MAIN:-20}        # main table
-SMALL=${SMALL:-50}; SECONDS_SMALL=${SECONDS_SMALL:-6}       # few- vs multi-step, stage 2 vs stage 3
+SHORT=${SHORT:-50}; SECONDS_SHORT=${SECONDS_SHORT:-6}       # few- vs multi-step, stage 2 vs stage 3
 LONG=${LONG:-3}; SECONDS_LONG=${SECONDS_LONG:-120}          # drift over 2 minutes
 mkdir -p "$OUT"
 run() {  # a finished run's JSON appears whole (written under a hidden name, then renamed)
@@ -20,11 +20,11 @@ run() {  # a finished run's JSON appears whole (written under a hidden name, the
 # Two lanes of about equal length, one per core: the 50-step sampler alone is as slow as the rest.
 (
     run rolling-4-steps --model "$MODEL" --clips "$CLIPS" --seconds "$SECONDS_MAIN"
-    run rolling-4-steps-small --model "$MODEL" --clips "$SMALL" --seconds "$SECONDS_SMALL"
-    if [ -d "$STAGE2_MODEL" ]; then run stage2-rolling-4-steps-small --model "$STAGE2_MODEL" --clips "$SMALL" --seconds "$SECONDS_SMALL"; fi
+    run rolling-4-steps-short --model "$MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"
+    if [ -d "$STAGE2_MODEL" ]; then run stage2-rolling-4-steps-short --model "$STAGE2_MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"; fi
     run long-rolling --model "$MODEL" --clips "$LONG" --seconds "$SECONDS_LONG"
     run long-chunkwise --model "$MODEL" --window 1 --clips "$LONG" --seconds "$SECONDS_LONG"
     run long-rolling-no-sink --model "$MODEL" --sink-chunks 0 --cache-chunks 5 --clips "$LONG" --seconds "$SECONDS_LONG"
 ) &
-run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$SMALL" --seconds "$SECONDS_SMALL"
+run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$SHORT" --seconds "$SECONDS_SHORT"
 wait
