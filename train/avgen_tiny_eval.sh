@@ -21,6 +21,8 @@ run() {  # a finished run's JSON appears whole (written under a hidden name, the
 (
     run rolling-4-steps --model "$MODEL" --clips "$CLIPS" --seconds "$SECONDS_MAIN"
     run rolling-4-steps-short --model "$MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"
+    # The same sampler as the 50-step run (chunk by chunk), so that only the step count differs.
+    run chunkwise-4-steps-short --model "$MODEL" --window 1 --clips "$SHORT" --seconds "$SECONDS_SHORT"
     if [ -d "$STAGE2_MODEL" ]; then run stage2-rolling-4-steps-short --model "$STAGE2_MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"; fi
     run long-rolling --model "$MODEL" --clips "$LONG" --seconds "$SECONDS_LONG"
     run long-chunkwise --model "$MODEL" --window 1 --clips "$LONG" --seconds "$SECONDS_LONG"
