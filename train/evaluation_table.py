@@ -20,7 +20,8 @@ COLUMNS = [
 
 
 def describe(figures: dict) -> str:
-    window = figures["window"] if figures["window"] is not None else figures["steps"] if figures["pipeline"].startswith("Rolling") else 1
+    default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
+    window = figures["window"] or default_window
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
     return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}"
 
