@@ -58,6 +58,7 @@ def evaluate_pipeline(
                 "offset_frames": report["sync"]["offset_frames"],
                 "confidence": report["sync"]["confidence"],
                 "adherence": report["adherence"]["score"],
+                "matches": report["adherence"]["matches"],
                 "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
                 "realtime_factor": round(len(frames) / pipe.fps / wall, 3),
             }
@@ -76,6 +77,9 @@ def evaluate_pipeline(
         "sync_offset_0": round(float(np.mean([o == 0 for o in offsets])), 4),
         "sync_confidence_median": round(statistics.median(row["confidence"] for row in rows), 4),
         "attribute_adherence": round(float(np.mean([row["adherence"] for row in rows])), 4),
+        "attribute_adherence_by_name": {
+            name: round(float(np.mean([row["matches"][name] for row in rows])), 4) for name in rows[0]["matches"]
+        },
         "delta_drift_mean": round(float(np.mean(drifts)), 4) if drifts else None,
         "realtime_factor_median": round(statistics.median(row["realtime_factor"] for row in rows), 3),
         "rows": rows,

@@ -2,6 +2,8 @@
 
     python train/codecs.py --codec video --steps 3000 --out weights/avgen-tiny
     python train/codecs.py --codec audio --steps 3000 --out weights/avgen-tiny
+    python train/codecs.py --codec audio --init weights/avgen-tiny/audio_codec --freeze-encoder \
+        --envelope-weight 1 --steps 600 --out runs/audio-decoder   (decoder only: latents unchanged)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.
@@ -27,7 +29,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
-from avgen.codecs.losses import multi_resolution_stft_distance, psnr  # noqa: E402
+from avgen.codecs.losses import envelope_distance, multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
 from avgen.training.metrics_log import truncate_after  # noqa: E402
 from avgen.training.motion import motion_loss_weight  # noqa: E402
@@ -52,6 +54,9 @@ class CodecTrainingConfig:
     # only bounds the latent scale). Sampling stalled the video codec at 14 dB for 150 steps.
     sample_posterior: bool = False
     stft_weight: float = 1.0  # audio: multi-resolution STFT term beside the waveform L1
+    envelope_weight: float = 0.0  # audio: speech-envelope term, what the sync metric reads
+    # Train the decoder only: the latents, and so a generator trained on them, stay valid.
+    freeze_encoder: bool = False
     motion_weight: float = 0.0  # video: see avgen/training/motion.py (what fixed the lip sync)
     grad_clip: float = 1.0
     checkpoint_every: int = 250
@@ -66,6 +71,8 @@ class CodecTrainingConfig:
             raise ValueError(f"codec must be one of {', '.join(SUBFOLDERS)}, got {self.codec!r}")
         if (self.clip_frames - 1) % 4:
             raise ValueError(f"clip_frames must be 1 + 4k, got {self.clip_frames}")
+        if self.freeze_encoder and not self.init:
+            raise ValueError("freeze_encoder fine-tunes a trained codec's decoder: give its folder with --init")
 
 
 def learning_rate(config: CodecTrainingConfig, step: int) -> float:
@@ -101,13 +108,26 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
     else:
         posterior = codec.encode(audio).latent_dist
         decoded = codec.decode(posterior.sample() if config.sample_posterior else posterior.mode()).sample
+        world = WorldConfig()
         terms = {
             "l1": (decoded - audio).abs().mean(),
             "stft": multi_resolution_stft_distance(decoded, audio),
+            "envelope": envelope_distance(decoded, audio, world.sample_rate, world.samples_per_frame // 2),
             "kl": posterior.kl().mean(),
         }
-        terms["loss"] = terms["l1"] + config.stft_weight * terms["stft"] + config.kl_weight * terms["kl"]
+        terms["loss"] = (
+            terms["l1"] + config.stft_weight * terms["stft"] + config.envelope_weight * terms["envelope"] + config.kl_weight * terms["kl"]
+        )
     return terms
+
+
+def trainable_parameters(config: CodecTrainingConfig, codec) -> list[torch.nn.Parameter]:
+    """The parameters to train: all of them, or with `freeze_encoder` all but the encoder's (frozen in place)."""
+    if config.freeze_encoder:
+        for name in ("encoder", "quant_conv"):  # quant_conv: the video VAE's projection to the posterior
+            if hasattr(codec, name):
+                getattr(codec, name).requires_grad_(False)
+    return [parameter for parameter in codec.parameters() if parameter.requires_grad]
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -156,12 +176,12 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
     if config.init:
         codec = codec_class.from_pretrained(config.init)
         reset_normalisation(config, codec)  # training works on raw latents
-    optimizer = torch.optim.AdamW(codec.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable_parameters(config, codec), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
     checkpoint = latest_checkpoint(folder) if resume else None
     if checkpoint is not None:
         codec = codec_class.from_pretrained(checkpoint)
-        optimizer = torch.optim.AdamW(codec.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(trainable_parameters(config, codec), lr=config.learning_rate, weight_decay=config.weight_decay)
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
         start = json.loads((checkpoint / "state.json").read_text())["step"]
         print(f"resuming from {checkpoint} at step {start}", file=sys.stderr)
@@ -179,7 +199,7 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
         terms = reconstruction_loss(config, codec, video, audio)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.grad_clip)
         optimizer.step()
         record = {name: round(float(value.detach()), 6) for name, value in terms.items()}
         record.update(step=step + 1, lr=learning_rate(config, step), grad_norm=round(float(norm), 4), seconds=round(time.perf_counter() - began, 3))
@@ -213,7 +233,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[CodecTrainingConfig, bool
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     args = vars(parser.parse_args(argv))
     resume = args.pop("resume")
-    return CodecTrainingConfig(**args), resume
+    try:
+        return CodecTrainingConfig(**args), resume
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def test_untrained_codecs_are_measured_and_fail_the_bars(untrained):
     assert figures["frames_per_clip"] == 9
     assert figures["video_psnr_db_mean"] < 20  # random weights reconstruct nothing
     assert figures["streaming_decode_realtime_factor_one_thread"] > 0
+    by_name = figures["attribute_readback_by_name"]
+    assert set(by_name) == {"shape", "face_colour", "background"}
+    assert figures["attribute_readback_video_roundtrip"] <= min(by_name.values())
     assert figures["video_codec_megabytes"] > 0 and figures["audio_codec_megabytes"] > 0
 
 

@@ -12,6 +12,10 @@ def train(tmp_path, *args):
     return subprocess.run(command, capture_output=True, text=True)
 
 
+def latents_mean(folder: Path) -> list[float]:
+    return json.loads((folder / "config.json").read_text())["latents_mean"]
+
+
 def test_codec_training_checkpoints_resumes_and_exports(tmp_path):
     first = train(tmp_path, "--steps", "2")
     assert first.returncode == 0, first.stderr
@@ -28,3 +32,27 @@ def test_codec_training_checkpoints_resumes_and_exports(tmp_path):
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert all(0 <= r["loss"] < 1e3 for r in records)  # finite, and the killed run's step 3 is gone
+
+
+def test_decoder_fine_tuning_keeps_the_latents(tmp_path):
+    """--freeze-encoder: the encoder and the latent statistics a generator was trained on stay as they were."""
+    from safetensors.torch import load_file
+
+    assert train(tmp_path / "base", "--steps", "1").returncode == 0
+    base = tmp_path / "base" / "audio_codec"
+    tuned = train(tmp_path / "tuned", "--steps", "2", "--init", str(base), "--freeze-encoder", "--envelope-weight", "1")
+    assert tuned.returncode == 0, tuned.stderr
+    before = load_file(base / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "tuned" / "audio_codec" / "diffusion_pytorch_model.safetensors")
+    encoder = [name for name in before if name.startswith("encoder.")]
+    decoder = [name for name in before if name.startswith("decoder.")]
+    assert encoder and all(before[name].equal(after[name]) for name in encoder)
+    assert any(not before[name].equal(after[name]) for name in decoder)
+    assert latents_mean(base) == latents_mean(tmp_path / "tuned" / "audio_codec")
+    records = [json.loads(line) for line in (tmp_path / "tuned" / "checkpoints" / "audio" / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["envelope"] > 0 for record in records)
+
+
+def test_freezing_the_encoder_needs_a_trained_codec(tmp_path):
+    result = train(tmp_path, "--steps", "1", "--freeze-encoder")
+    assert result.returncode != 0 and "--init" in result.stderr.splitlines()[-1]

@@ -40,6 +40,8 @@ def test_world_clips_score_perfectly_and_grey_pictures_do_not():
     assert truth["sync_confidence_median"] > 0.6 and truth["delta_drift_mean"] < 2.0
     grey = evaluate_pipeline(KnownPipeline(False, range(3)), clips=3, seconds=4.0)
     assert grey["attribute_adherence"] < 0.5 and grey["sync_confidence_median"] < 0.6
+    assert set(truth["attribute_adherence_by_name"]) == {"face_colour", "background", "shape"}
+    assert all(share == 1.0 for share in truth["attribute_adherence_by_name"].values())
     assert len(truth["rows"]) == 3 and {row["seed"] for row in truth["rows"]} == {0, 1, 2}
 
 
