@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
-from avgen.codecs.losses import envelope_distance, multi_resolution_stft_distance, psnr  # noqa: E402
+from avgen.codecs.losses import envelope_decorrelation, multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
 from avgen.training.metrics_log import truncate_after  # noqa: E402
 from avgen.training.motion import motion_loss_weight  # noqa: E402
@@ -112,7 +112,7 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
         terms = {
             "l1": (decoded - audio).abs().mean(),
             "stft": multi_resolution_stft_distance(decoded, audio),
-            "envelope": envelope_distance(decoded, audio, world.sample_rate, world.samples_per_frame // 2),
+            "envelope": envelope_decorrelation(decoded, audio, world.sample_rate, world.samples_per_frame // 2),
             "kl": posterior.kl().mean(),
         }
         terms["loss"] = (
@@ -213,7 +213,11 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
             (target / "state.json").write_text(json.dumps({"step": step + 1}))
     metrics.close()
     codec.eval()
-    measure_latent_statistics(config, codec, dataset)
+    if config.freeze_encoder:  # the init's encoder, so the init's latent statistics: the generator's latents stay as they were
+        init = codec_class.load_config(config.init)
+        codec.register_to_config(latents_mean=init["latents_mean"], latents_std=init["latents_std"])
+    else:
+        measure_latent_statistics(config, codec, dataset)
     destination = out / SUBFOLDERS[config.codec]
     codec.save_pretrained(destination)
     return destination

@@ -50,17 +50,18 @@ def speech_envelope(audio: torch.Tensor, sample_rate: int, hop: int) -> torch.Te
     return (spectrum[:, band].sum(1) / length).sqrt()
 
 
-def envelope_distance(predicted: torch.Tensor, target: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
-    """Mean L1 distance of log speech envelopes (`speech_envelope`); 0 for identical audio.
+def envelope_decorrelation(predicted: torch.Tensor, target: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
+    """1 - Pearson correlation over time of the speech envelopes (`speech_envelope`), mean over the batch.
 
-    The sync metric correlates envelopes over time; in the log, a quiet syllable's rise
-    counts as much as a loud one's, and the floor (well below speech) keeps the noise in
-    silences from dominating.
+    This is what the sync metric and `avgen eval codecs` measure, so it ignores gain: an L1
+    of log envelopes, tried first, lowered its own value by 45 % while the held-out
+    envelope correlation fell (0.933 -> 0.927), spending the decoder on quiet stretches.
     """
-    floor = 1e-3
-    p = speech_envelope(predicted, sample_rate, hop).clamp_min(floor).log()
-    t = speech_envelope(target, sample_rate, hop).clamp_min(floor).log()
-    return (p - t).abs().mean()
+    p = speech_envelope(predicted, sample_rate, hop)  # (B, T)
+    t = speech_envelope(target, sample_rate, hop)
+    p, t = p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+    correlation = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1)).clamp_min(1e-8)
+    return (1 - correlation).mean()
 
 
 def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from avgen.codecs import AudioCodec, VideoCodec
-from avgen.codecs.losses import envelope_distance, multi_resolution_stft_distance, psnr
+from avgen.codecs.losses import envelope_decorrelation, multi_resolution_stft_distance, psnr
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec
 
 
@@ -105,7 +105,8 @@ def test_distances():
     assert float(multi_resolution_stft_distance(x, x + 0.1 * torch.randn_like(x))) > 0.0
     voice = torch.sin(torch.arange(16000) / 16000 * 2 * torch.pi * 440) * (torch.arange(16000) // 2000 % 2)  # 440 Hz, on/off
     voice = voice.reshape(1, 1, -1)
-    assert float(envelope_distance(voice, voice, 16000, 500)) == 0.0
-    assert float(envelope_distance(voice.roll(1000, -1), voice, 16000, 500)) > 1.0  # late by a frame
+    assert float(envelope_decorrelation(voice, voice, 16000, 500)) == pytest.approx(0.0, abs=1e-6)
+    assert float(envelope_decorrelation(0.3 * voice, voice, 16000, 500)) == pytest.approx(0.0, abs=1e-6)  # gain-free
+    assert float(envelope_decorrelation(voice.roll(1000, -1), voice, 16000, 500)) > 0.5  # late by a frame
     v = torch.zeros(1, 3, 1, 4, 4)
     assert float(psnr(v + 0.02, v)[0]) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.0004)).item(), rel=1e-4)
