@@ -3,7 +3,8 @@
     python train/codecs.py --codec video --steps 3000 --out weights/avgen-tiny
     python train/codecs.py --codec audio --steps 3000 --out weights/avgen-tiny
     python train/codecs.py --codec audio --init weights/avgen-tiny/audio_codec --freeze-encoder \
-        --envelope-weight 1 --steps 600 --out runs/audio-decoder   (decoder only: latents unchanged)
+        --envelope-weight 1 --clip-frames 33 --learning-rate 1e-4 --steps 500 --out runs/audio-decoder
+        (the decoder alone: the latents, and a generator trained on them, stay valid)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.

@@ -17,6 +17,12 @@ COLUMNS = [
     ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
     ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
 ]
+ATTRIBUTES = ("shape", "face_colour", "background")  # the last column's order
+
+
+def by_attribute(figures: dict) -> str:
+    shares = figures.get("attribute_adherence_by_name")
+    return " / ".join(f"{shares[name]:.0%}" for name in ATTRIBUTES) if shares else "n/a"
 
 
 def describe(figures: dict) -> str:
@@ -27,11 +33,13 @@ def describe(figures: dict) -> str:
 
 
 def table(folder: Path) -> str:
-    lines = ["| run | weights and sampler | clips x seconds | " + " | ".join(name for name, _, _ in COLUMNS) + " |"]
-    lines.append("|" + " --- |" * (3 + len(COLUMNS)))
+    header = [name for name, _, _ in COLUMNS] + ["adherence: shape / face colour / background"]
+    lines = ["| run | weights and sampler | clips x seconds | " + " | ".join(header) + " |"]
+    lines.append("|" + " --- |" * (3 + len(header)))
     for path in sorted(folder.glob("*.json")):
         figures = json.loads(path.read_text())
         cells = [fmt.format(figures[key]) if figures.get(key) is not None else "n/a" for _, key, fmt in COLUMNS]
+        cells.append(by_attribute(figures))
         lines.append(f"| {path.stem} | {describe(figures)} | {figures['clips']} x {figures['seconds']:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

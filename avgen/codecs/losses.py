@@ -34,7 +34,7 @@ def multi_resolution_stft_distance(predicted: torch.Tensor, target: torch.Tensor
 
 
 def speech_envelope(audio: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
-    """Speech-band RMS every `hop` samples over Hann windows of two hops, as the sync metric reads it.
+    """Speech-band RMS every `hop` samples over Hann windows of two hops, like the sync metric's envelope.
 
     Args:
         audio: (B, C, S) audio; channels are averaged.
