@@ -68,6 +68,9 @@ class TrainingConfig:
     # ---- stages 3 and 4 (mutual_forcing, rolling): self-generated history and self-distillation
     few_steps: int = 4  # steps of the few-step mode that rolls out the history (and the rolling window)
     real_history_probability: float = 0.25  # stage 3: share of steps whose history is the real clip
+    # Stage 4: share of steps rolled out chunk by chunk (window 1) instead of with the rolling
+    # window, so that the few-step weights keep serving both samplers.
+    chunkwise_probability: float = 0.0
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
@@ -86,6 +89,7 @@ class TrainingConfig:
             (0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)"),
             (0 <= self.condition_probability <= 1, "condition_probability", "in [0, 1]"),
             (0 <= self.real_history_probability <= 1, "real_history_probability", "in [0, 1]"),
+            (0 <= self.chunkwise_probability <= 1, "chunkwise_probability", "in [0, 1]"),
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),

@@ -16,6 +16,8 @@ forward of a step (rollouts included) and one backward follows:
 4. `rolling`: the clip rolled out with the rolling window (levels staggered by one step);
    at one of the non-overlapping full windows the same two losses are taken on the whole
    window at its mixed noise levels, so memory holds one window's graph, not the clip's.
+   A share of steps (`chunkwise_probability`) rolls out chunk by chunk instead and takes the
+   losses on one chunk at one of its levels.
 
 All randomness comes from `Draws`: step-level choices shared by every process and a
 generator per sample keyed by its place in the global batch, so a torchrun job draws the
@@ -306,14 +308,21 @@ class MutualForcing(SelfForcedObjective):
 class Rolling(SelfForcedObjective):
     """Stage 4 (see the module docstring)."""
 
-    def full_window_ticks(self, num_chunks: int) -> list[int]:
-        """Ticks at which the rolling window is full; every few_steps-th one, so their windows share no chunk."""
-        window = self.config.few_steps
+    def loss_ticks(self, num_chunks: int, window: int) -> list[int]:
+        """Ticks whose window may carry the loss.
+
+        Rolling window (window = few_steps): the ticks at which it is full, every few_steps-th
+        one, so their windows share no chunk. Chunk by chunk (window 1): every tick, each one
+        chunk at one level.
+        """
+        if window == 1:
+            return list(range(num_chunks * self.config.few_steps))
         return list(range(window - 1, num_chunks, window))
 
     def losses(self, batch, draws):
         num_chunks = batch["video"].shape[2] // self.frames_per_chunk
-        ticks = self.full_window_ticks(num_chunks)
+        window = 1 if draws.shared_bool(self.config.chunkwise_probability) else self.config.few_steps
+        ticks = self.loss_ticks(num_chunks, window)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
         denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
@@ -342,7 +351,7 @@ class Rolling(SelfForcedObjective):
 
         with torch.no_grad():
             chunks = rollout(
-                denoiser, self.noise_fn(draws, batch), self.levels(), self.config.few_steps, True,
+                denoiser, self.noise_fn(draws, batch), self.levels(), window, True,
                 num_chunks=num_chunks, before_tick=before_tick,
             )  # fmt: skip
             for _ in chunks:

@@ -81,10 +81,35 @@ def test_mutual_forcing_history_is_self_generated(small_config):
 
 def test_rolling_losses_use_full_windows_that_share_no_chunk(small_config):
     trainer = Trainer(small_config("rolling", steps=1, clip_chunks=9, few_steps=3), progress=False)
-    ticks = trainer.objective.full_window_ticks(9)
+    ticks = trainer.objective.loss_ticks(9, window=3)
     windows = [set(range(tick - 2, tick + 1)) for tick in ticks]
     assert ticks == [2, 5, 8]
     assert all(a.isdisjoint(b) for i, a in enumerate(windows) for b in windows[i + 1 :])
+
+
+def test_rolling_stage_can_roll_out_chunk_by_chunk(small_config, monkeypatch):
+    """chunkwise_probability 1: every step rolls out with window 1 and takes its losses on one chunk."""
+    from avgen.training import objectives
+
+    windows, loss_windows = [], []
+    rollout = objectives.rollout
+
+    def recording_rollout(denoiser, noise, levels, window, few_step, before_tick=None, **kwargs):
+        def recording_before_tick(tick, active, t, t_next):
+            loss_windows.append(len(active))
+            before_tick(tick, active, t, t_next)
+
+        windows.append(window)
+        return rollout(denoiser, noise, levels, window, few_step, before_tick=recording_before_tick, **kwargs)
+
+    trainer = Trainer(small_config("rolling", steps=2, clip_chunks=5, chunkwise_probability=1.0), progress=False)
+    monkeypatch.setattr(objectives, "rollout", recording_rollout)
+    batch = trainer.data.batch([0, 1], trainer.processes.device)
+    for step in range(2):
+        _, metrics = trainer.objective(batch, Draws(0, step, [0, 1], trainer.processes.device))
+        assert set(metrics) == {"fm_video", "fm_audio", "sd_video", "sd_audio"}
+        assert all(torch.isfinite(value) for value in metrics.values())
+    assert windows == [1, 1] and set(loss_windows) == {1}
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(small_config):
