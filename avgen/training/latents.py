@@ -2,8 +2,9 @@
 
 The generator trains in latent space, so every stage reads the same cached latents: video
 (N, C, F, h, w) and audio (N, C, 8 F), normalised by the codecs' latent mean/std, with the
-clips' prompts. The cache key covers the codecs' weights, the world and the clip layout, so
-retrained codecs never feed stale latents.
+clips' prompts. The cache key covers what decides the latents (the codecs' encoders and
+configs, latent statistics included), the world and the clip layout, so retrained codecs never
+feed stale latents, and a codec whose decoder alone was retrained reuses the cache.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -36,11 +38,19 @@ def require_codecs(folder: str | Path) -> Path:
     return Path(folder)
 
 
-def _file_digest(path: Path) -> str:
+DECODER_PREFIXES = ("decoder.", "post_quant_conv.")  # post_quant_conv: the video VAE's input projection to its decoder
+
+
+def _encoding_digest(folder: Path) -> str:
+    """A digest of what a codec folder's encoding depends on: every tensor but the decoder's, and the config."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    config = json.loads((folder / "config.json").read_text())
+    digest.update(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}, sort_keys=True).encode())
+    with safe_open(folder / "diffusion_pytorch_model.safetensors", framework="pt") as tensors:
+        for name in sorted(tensors.keys()):
+            if not name.startswith(DECODER_PREFIXES):
+                digest.update(name.encode())
+                digest.update(tensors.get_tensor(name).contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -71,8 +81,8 @@ class LatentClips:
         codecs = require_codecs(codecs)
         key = json.dumps(
             {
-                "vae": _file_digest(codecs / "vae" / "diffusion_pytorch_model.safetensors"),
-                "audio_codec": _file_digest(codecs / "audio_codec" / "diffusion_pytorch_model.safetensors"),
+                "vae": _encoding_digest(codecs / "vae"),
+                "audio_codec": _encoding_digest(codecs / "audio_codec"),
                 "world": WorldConfig().fingerprint(),
                 "clips": clips,
                 "latent_frames": latent_frames,
