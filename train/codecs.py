@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
+from avgen.codecs.loading import ENCODER_MODULES  # noqa: E402
 from avgen.codecs.losses import envelope_decorrelation, multi_resolution_stft_distance, psnr  # noqa: E402
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
 from avgen.training.metrics_log import truncate_after  # noqa: E402
@@ -125,7 +126,7 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
 def trainable_parameters(config: CodecTrainingConfig, codec) -> list[torch.nn.Parameter]:
     """The parameters to train: all of them, or with `freeze_encoder` all but the encoder's (frozen in place)."""
     if config.freeze_encoder:
-        for name in ("encoder", "quant_conv"):  # quant_conv: the video VAE's projection to the posterior
+        for name in ENCODER_MODULES:
             if hasattr(codec, name):
                 getattr(codec, name).requires_grad_(False)
     return [parameter for parameter in codec.parameters() if parameter.requires_grad]

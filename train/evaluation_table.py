@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from avgen.metrics.attributes import READ_ATTRIBUTES
+
 COLUMNS = [
     ("sync ±1 frame", "sync_within_1_frame", "{:.0%}"),
     ("sync offset 0", "sync_offset_0", "{:.0%}"),
@@ -17,12 +19,12 @@ COLUMNS = [
     ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
     ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
 ]
-ATTRIBUTES = ("shape", "face_colour", "background")  # the last column's order
+BY_ATTRIBUTE = "adherence: " + " / ".join(name.replace("_", " ") for name in READ_ATTRIBUTES)
 
 
 def by_attribute(figures: dict) -> str:
     shares = figures.get("attribute_adherence_by_name")
-    return " / ".join(f"{shares[name]:.0%}" for name in ATTRIBUTES) if shares else "n/a"
+    return " / ".join(f"{shares[name]:.0%}" for name in READ_ATTRIBUTES) if shares else "n/a"
 
 
 def describe(figures: dict) -> str:
@@ -33,7 +35,7 @@ def describe(figures: dict) -> str:
 
 
 def table(folder: Path) -> str:
-    header = [name for name, _, _ in COLUMNS] + ["adherence: shape / face colour / background"]
+    header = [name for name, _, _ in COLUMNS] + [BY_ATTRIBUTE]
     lines = ["| run | weights and sampler | clips x seconds | " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * (3 + len(header)))
     for path in sorted(folder.glob("*.json")):

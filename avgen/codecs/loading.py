@@ -8,6 +8,9 @@ from avgen.codecs.audio import AudioCodec
 from avgen.codecs.video import VideoCodec
 
 SUBFOLDERS = ("vae", "audio_codec")
+# The submodules whose weights decide a codec's latents (quant_conv: the video VAE's projection
+# to the posterior); everything else in either codec is decoder.
+ENCODER_MODULES = ("encoder", "quant_conv")
 
 
 def missing_codec(folder: str | Path) -> str | None:

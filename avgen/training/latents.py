@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from avgen.codecs.av import encode_clip
-from avgen.codecs.loading import load_codecs, missing_codec
+from avgen.codecs.loading import ENCODER_MODULES, load_codecs, missing_codec
 from avgen.training.config import ConfigError
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir
 
@@ -38,17 +38,14 @@ def require_codecs(folder: str | Path) -> Path:
     return Path(folder)
 
 
-DECODER_PREFIXES = ("decoder.", "post_quant_conv.")  # post_quant_conv: the video VAE's input projection to its decoder
-
-
 def _encoding_digest(folder: Path) -> str:
-    """A digest of what a codec folder's encoding depends on: every tensor but the decoder's, and the config."""
+    """A digest of what a codec folder's encoding depends on: its encoder's tensors and its config."""
     digest = hashlib.sha256()
     config = json.loads((folder / "config.json").read_text())
     digest.update(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}, sort_keys=True).encode())
     with safe_open(folder / "diffusion_pytorch_model.safetensors", framework="pt") as tensors:
         for name in sorted(tensors.keys()):
-            if not name.startswith(DECODER_PREFIXES):
+            if name.split(".")[0] in ENCODER_MODULES:
                 digest.update(name.encode())
                 digest.update(tensors.get_tensor(name).contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
