@@ -59,6 +59,7 @@ def evaluate_pipeline(
                 "confidence": report["sync"]["confidence"],
                 "adherence": report["adherence"]["score"],
                 "matches": report["adherence"]["matches"],
+                "read": {name: report["attributes"][name] for name in report["adherence"]["matches"]},
                 "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
                 "realtime_factor": round(len(frames) / pipe.fps / wall, 3),
             }
