@@ -11,6 +11,12 @@ THREADS=${THREADS:-2}
 for stage in pretrain couple mutual_forcing rolling; do
     "$PYTHON" "train/$stage.py" --config "train/configs/$stage.yaml" --set "threads=$THREADS" --resume --no-progress
 done
-"$PYTHON" train/export.py runs/tiny/rolling --codecs weights/avgen-tiny --out weights/avgen-tiny
+# Stage 4 continued from its step 1,500 to 3,000 with half of the steps rolled out chunk by
+# chunk (window 1), so that the few-step weights serve both samplers; its own folder keeps the
+# first half's checkpoints as they were.
+[ -d runs/tiny/rolling-mixed ] || cp -r runs/tiny/rolling runs/tiny/rolling-mixed
+"$PYTHON" train/rolling.py --config train/configs/rolling.yaml --set "threads=$THREADS" --set output_dir=runs/tiny/rolling-mixed \
+    --set steps=3000 --set chunkwise_probability=0.5 --resume --no-progress
+"$PYTHON" train/export.py runs/tiny/rolling-mixed --codecs weights/avgen-tiny --out weights/avgen-tiny
 # The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
 "$PYTHON" train/export.py runs/tiny/couple --codecs weights/avgen-tiny --out runs/tiny/couple-pipeline
