@@ -71,6 +71,11 @@ class TrainingConfig:
     # Stage 4: share of steps rolled out chunk by chunk (window 1) instead of with the rolling
     # window, so that the few-step weights keep serving both samplers.
     chunkwise_probability: float = 0.0
+    # Stage 4: share of steps whose loss is taken at one of the first few_steps ticks, while
+    # chunk 0 is denoised from the prompt alone (empty cache): full windows never see chunk 0
+    # above its last level, so without these steps nothing after stage 2 trains the prompt's
+    # hold on the picture.
+    opening_probability: float = 0.0
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
@@ -90,6 +95,7 @@ class TrainingConfig:
             (0 <= self.condition_probability <= 1, "condition_probability", "in [0, 1]"),
             (0 <= self.real_history_probability <= 1, "real_history_probability", "in [0, 1]"),
             (0 <= self.chunkwise_probability <= 1, "chunkwise_probability", "in [0, 1]"),
+            (0 <= self.opening_probability <= 1, "opening_probability", "in [0, 1]"),
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),

@@ -17,7 +17,8 @@ forward of a step (rollouts included) and one backward follows:
    at one of the non-overlapping full windows the same two losses are taken on the whole
    window at its mixed noise levels, so memory holds one window's graph, not the clip's.
    A share of steps (`chunkwise_probability`) rolls out chunk by chunk instead and takes the
-   losses on one chunk at one of its levels.
+   losses on one chunk at one of its levels; another (`opening_probability`) takes them
+   while chunk 0 is denoised, where the prompt alone sets the character.
 
 All randomness comes from `Draws`: step-level choices shared by every process and a
 generator per sample keyed by its place in the global batch, so a torchrun job draws the
@@ -308,13 +309,16 @@ class MutualForcing(SelfForcedObjective):
 class Rolling(SelfForcedObjective):
     """Stage 4 (see the module docstring)."""
 
-    def loss_ticks(self, num_chunks: int, window: int) -> list[int]:
+    def loss_ticks(self, num_chunks: int, window: int, opening: bool = False) -> list[int]:
         """Ticks whose window may carry the loss.
 
         Rolling window (window = few_steps): the ticks at which it is full, every few_steps-th
         one, so their windows share no chunk. Chunk by chunk (window 1): every tick, each one
-        chunk at one level.
+        chunk at one level. `opening`: the first few_steps ticks of either sampler, those that
+        denoise chunk 0 at each of its levels.
         """
+        if opening:
+            return list(range(self.config.few_steps))
         if window == 1:
             return list(range(num_chunks * self.config.few_steps))
         return list(range(window - 1, num_chunks, window))
@@ -322,7 +326,9 @@ class Rolling(SelfForcedObjective):
     def losses(self, batch, draws):
         num_chunks = batch["video"].shape[2] // self.frames_per_chunk
         window = 1 if draws.shared_bool(self.config.chunkwise_probability) else self.config.few_steps
-        ticks = self.loss_ticks(num_chunks, window)
+        # Drawn only when asked for, so that runs without openings draw the same ticks as before.
+        opening = self.config.opening_probability > 0 and draws.shared_bool(self.config.opening_probability)
+        ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
         denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)

@@ -112,6 +112,34 @@ def test_rolling_stage_can_roll_out_chunk_by_chunk(small_config, monkeypatch):
     assert windows == [1, 1] and set(loss_windows) == {1}
 
 
+def test_rolling_stage_openings_take_the_loss_while_chunk_0_is_denoised(small_config, monkeypatch):
+    """opening_probability 1: the loss window holds chunk 0, at one of its levels, whatever the sampler."""
+    from avgen.training import objectives
+
+    seen = []
+    rollout = objectives.rollout
+
+    def recording_rollout(denoiser, noise, levels, window, few_step, before_tick=None, **kwargs):
+        def recording_before_tick(tick, active, t, t_next):
+            seen.append((window, tick, [chunk.index for chunk in active], float(t[0])))
+            before_tick(tick, active, t, t_next)
+
+        return rollout(denoiser, noise, levels, window, few_step, before_tick=recording_before_tick, **kwargs)
+
+    monkeypatch.setattr(objectives, "rollout", recording_rollout)
+    for chunkwise in (0.0, 1.0):
+        trainer = Trainer(small_config("rolling", steps=1, clip_chunks=5, opening_probability=1.0, chunkwise_probability=chunkwise), progress=False)
+        batch = trainer.data.batch([0, 1], trainer.processes.device)
+        for step in range(4):
+            seen.clear()
+            _, metrics = trainer.objective(batch, Draws(0, step, [0, 1], trainer.processes.device))
+            window, tick, indices, level = seen[-1]  # the loss tick: the rollout stops after it
+            assert tick < trainer.config.few_steps and indices[0] == 0
+            assert level == pytest.approx(1 - tick / trainer.config.few_steps)  # chunk 0's own level
+            assert window == (1 if chunkwise else trainer.config.few_steps)
+            assert all(torch.isfinite(value) for value in metrics.values())
+
+
 def test_gradient_checkpointing_gives_the_same_gradients(small_config):
     grads = []
     for checkpointing in (False, True):
