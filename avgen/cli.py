@@ -173,7 +173,7 @@ def eval_model(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, args.pipeline)
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps, window=args.window,
-        sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, progress=not args.json,
+        sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, progress=not args.json,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_arguments(evaluation)
     evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
     evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
+    evaluation.add_argument("--seed", type=int, default=0, help="first held-out prompt: seeds SEED..SEED+CLIPS-1 (default 0)")
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")

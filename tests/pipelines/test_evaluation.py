@@ -56,11 +56,11 @@ def model(components, tmp_path_factory):
 
 
 def test_eval_command_prints_json_with_one_row_per_clip(model):
-    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--threads", "1", "--json"]
+    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--seed", "5", "--threads", "1", "--json"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert figures["clips"] == 2 and len(figures["rows"]) == 2 and figures["steps"] == 4
+    assert figures["clips"] == 2 and figures["steps"] == 4 and [row["seed"] for row in figures["rows"]] == [5, 6]
     assert 0 <= figures["sync_within_1_frame"] <= 1 and figures["realtime_factor_median"] > 0
 
 
