@@ -116,28 +116,36 @@ def test_rolling_stage_openings_take_the_loss_while_chunk_0_is_denoised(small_co
     """opening_probability 1: the loss window holds chunk 0, at one of its levels, whatever the sampler."""
     from avgen.training import objectives
 
-    seen = []
+    loss_ticks, calls = [], []
     rollout = objectives.rollout
 
     def recording_rollout(denoiser, noise, levels, window, few_step, before_tick=None, **kwargs):
         def recording_before_tick(tick, active, t, t_next):
-            seen.append((window, tick, [chunk.index for chunk in active], float(t[0])))
+            before = len(calls)
             before_tick(tick, active, t, t_next)
+            if len(calls) > before:  # this tick carried the loss
+                loss_ticks.append((window, tick, [chunk.index for chunk in active], float(t[0])))
 
         return rollout(denoiser, noise, levels, window, few_step, before_tick=recording_before_tick, **kwargs)
 
     monkeypatch.setattr(objectives, "rollout", recording_rollout)
     for chunkwise in (0.0, 1.0):
         trainer = Trainer(small_config("rolling", steps=1, clip_chunks=5, opening_probability=1.0, chunkwise_probability=chunkwise), progress=False)
+        window_losses = trainer.objective.window_losses
+        monkeypatch.setattr(trainer.objective, "window_losses", lambda *args, **kwargs: calls.append(1) or window_losses(*args, **kwargs))
         batch = trainer.data.batch([0, 1], trainer.processes.device)
-        for step in range(4):
-            seen.clear()
+        loss_ticks.clear()
+        for step in range(8):
             _, metrics = trainer.objective(batch, Draws(0, step, [0, 1], trainer.processes.device))
-            window, tick, indices, level = seen[-1]  # the loss tick: the rollout stops after it
-            assert tick < trainer.config.few_steps and indices[0] == 0
-            assert level == pytest.approx(1 - tick / trainer.config.few_steps)  # chunk 0's own level
-            assert window == (1 if chunkwise else trainer.config.few_steps)
             assert all(torch.isfinite(value) for value in metrics.values())
+        few_steps = trainer.config.few_steps
+        assert len(loss_ticks) == 8
+        for window, tick, indices, level in loss_ticks:
+            assert tick < few_steps and indices[0] == 0
+            assert level == pytest.approx(1 - tick / few_steps)  # chunk 0's own level
+            assert window == (1 if chunkwise else few_steps)
+        # Not only the first full window (tick few_steps - 1), which the rolling sampler takes anyway.
+        assert {tick for _, tick, _, _ in loss_ticks} - {few_steps - 1}
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(small_config):
