@@ -39,6 +39,9 @@ class TrainingConfig:
 
     # ---- optimisation
     steps: int = 2000
+    # Stop (with a checkpoint) at this step while the learning rate still follows `steps`, so a
+    # long schedule can run in parts, each continued with --resume; 0 trains to `steps`.
+    stop_at: int = 0
     batch_size: int = 8  # global: split evenly over the processes of a torchrun job
     learning_rate: float = 3e-4
     warmup_steps: int = 100  # linear warm-up, then cosine decay to a tenth
@@ -86,6 +89,7 @@ class TrainingConfig:
         checks = [
             (self.stage in STAGES, "stage", f"one of {', '.join(STAGES)}"),
             (self.steps >= 1, "steps", ">= 1"),
+            (0 <= self.stop_at <= self.steps, "stop_at", "in [0, steps] (0: train to steps)"),
             (self.batch_size >= 1, "batch_size", ">= 1"),
             (self.clips >= 1, "clips", ">= 1"),
             (self.clip_chunks >= 2, "clip_chunks", ">= 2 (a history and a chunk after it)"),

@@ -151,22 +151,23 @@ class Trainer:
         return record
 
     def run(self) -> Path:
-        """Train to config.steps; returns the newest checkpoint."""
+        """Train to config.stop_at (else config.steps); returns the newest checkpoint."""
         config = self.config
+        last = config.stop_at or config.steps
         if self.processes.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(config.to_yaml())
         metrics = (self.run_dir / "metrics.jsonl").open("a") if self.processes.is_main else None
-        bar = tqdm(total=config.steps, initial=self.step, desc=f"training {config.stage}", unit="step", disable=not self.progress)
+        bar = tqdm(total=last, initial=self.step, desc=f"training {config.stage}", unit="step", disable=not self.progress)
         try:
-            while self.step < config.steps:
+            while self.step < last:
                 record = self.train_step()
                 if metrics is not None:
                     metrics.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}) + "\n")
                     metrics.flush()
                 bar.update()
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                if self.step % config.checkpoint_every == 0 or self.step == last:
                     self.save_checkpoint()
         finally:
             bar.close()

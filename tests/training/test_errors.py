@@ -24,6 +24,8 @@ def test_config_values_are_checked():
         load_config(stage="pretrain", overrides=["steps=many"])
     with pytest.raises(ConfigError, match="'condition_probability' must be in"):
         load_config(stage="couple", overrides=["condition_probability=2"])
+    with pytest.raises(ConfigError, match="'stop_at' must be in"):
+        load_config(stage="pretrain", overrides=["steps=10", "stop_at=11"])
     with pytest.raises(ConfigError, match="trains 'rolling'"):
         load_config(stage="rolling", overrides=["stage=pretrain"])
     assert load_config(stage="pretrain", overrides=["learning_rate=1e-3"]).learning_rate == 1e-3

@@ -47,3 +47,22 @@ def test_killed_run_resumes_and_loses_at_most_one_interval(small_config, tmp_pat
     assert curve(config) == curve(reference)
     kept = sorted(p.name for p in (Path(config.output_dir) / "checkpoints").iterdir())
     assert kept == ["step-18", "step-21", "step-24"]  # keep_checkpoints = 3, no partial folder left
+
+
+def test_stop_at_splits_a_schedule_into_parts_that_match_one_run(small_config, tmp_path):
+    from avgen.training.trainer import Trainer
+
+    def metrics(config) -> list[dict]:
+        return [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
+
+    changes = dict(steps=6, checkpoint_every=4, learning_rate=1e-3, warmup_steps=2)
+    first = small_config("pretrain", output_dir=str(tmp_path / "parts"), stop_at=3, **changes)
+    assert Trainer(first, progress=False).run().name == "step-3"  # a checkpoint at the stop, off the interval
+    rest = small_config("pretrain", output_dir=str(tmp_path / "parts"), **changes)
+    assert Trainer(rest, resume=True, progress=False).run().name == "step-6"
+
+    whole = small_config("pretrain", output_dir=str(tmp_path / "whole"), **changes)
+    Trainer(whole, progress=False).run()
+    parts, reference = metrics(rest), metrics(whole)
+    assert [row["lr"] for row in parts] == [row["lr"] for row in reference]  # the 6-step cosine throughout
+    assert [row["loss"] for row in parts] == [row["loss"] for row in reference]
