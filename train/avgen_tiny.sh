@@ -23,16 +23,17 @@ done
 "$PYTHON" train/rolling.py --config train/configs/rolling.yaml --set "threads=$THREADS" --set output_dir=runs/tiny/rolling-opening \
     --set steps=6000 --set chunkwise_probability=0.5 --set opening_probability=0.25 --set learning_rate=1e-4 --resume --no-progress
 # 600 steps more with a larger share of openings, under a cosine to 9,000 steps, stopped at
-# 6,600 when the evaluation showed what to train next.
+# 6,600 to train on longer clips instead.
 [ -d runs/tiny/rolling-long ] || cp -r runs/tiny/rolling-opening runs/tiny/rolling-long
 "$PYTHON" train/rolling.py --config train/configs/rolling.yaml --set "threads=$THREADS" --set output_dir=runs/tiny/rolling-long \
     --set steps=9000 --set stop_at=6600 --set chunkwise_probability=0.5 --set opening_probability=0.35 --set learning_rate=1e-4 \
     --resume --no-progress
 # Then on clips of 24 chunks (6 s) instead of 12: held-out grey backgrounds turned mint after
 # about 3 s, the length of every rollout so far; half of the rolling losses now fall past it.
+# Stopped at 7,500 of an 8,400-step cosine to leave time for the evaluation.
 [ -d runs/tiny/rolling-late ] || { mkdir -p runs/tiny/rolling-late/checkpoints && cp -r runs/tiny/rolling-long/checkpoints/step-6600 runs/tiny/rolling-late/checkpoints/; }
 "$PYTHON" train/rolling.py --config train/configs/rolling.yaml --set "threads=$THREADS" --set output_dir=runs/tiny/rolling-late \
-    --set steps=8400 --set clip_chunks=24 --set chunkwise_probability=0.5 --set opening_probability=0.25 --set learning_rate=2e-4 \
+    --set steps=8400 --set stop_at=7500 --set clip_chunks=24 --set chunkwise_probability=0.5 --set opening_probability=0.25 --set learning_rate=2e-4 \
     --resume --no-progress
 "$PYTHON" train/export.py runs/tiny/rolling-late --codecs weights/avgen-tiny --out weights/avgen-tiny
 # The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
