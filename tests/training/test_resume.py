@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from avgen.training.trainer import Trainer
+
 from .conftest import overrides
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +52,6 @@ def test_killed_run_resumes_and_loses_at_most_one_interval(small_config, tmp_pat
 
 
 def test_stop_at_splits_a_schedule_into_parts_that_match_one_run(small_config, tmp_path):
-    from avgen.training.trainer import Trainer
-
     def metrics(config) -> list[dict]:
         return [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
 
