@@ -61,6 +61,10 @@ class TrainingConfig:
     # Video positions weigh 1 + motion_weight * the clean latents' change over time
     # (avgen/training/motion.py): the mouth is a latent position or two of each frame.
     motion_weight: float = 0.0
+    # ---- all stages: the prompt
+    # Share of samples trained with the empty prompt, so that the model has the unconditional
+    # mode classifier-free guidance reads (at inference, and in a guided teacher below).
+    prompt_dropout: float = 0.0
 
     # ---- stage 1 (pretrain): each tower alone
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
@@ -82,6 +86,11 @@ class TrainingConfig:
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
+    # Guidance scale of the distillation targets: > 1 guides the teacher's two half jumps against
+    # the empty prompt (each with its own cache of the history), so the few-step mode learns the
+    # guided velocity and samples it in one forward (guidance distillation). Needs an
+    # unconditional mode: train with prompt_dropout first.
+    teacher_guidance: float = 1.0
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
 
@@ -102,6 +111,8 @@ class TrainingConfig:
             (0 <= self.opening_probability <= 1, "opening_probability", "in [0, 1]"),
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
+            (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
+            (self.teacher_guidance >= 1, "teacher_guidance", ">= 1 (1: no guidance)"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),

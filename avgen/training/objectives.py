@@ -20,6 +20,10 @@ forward of a step (rollouts included) and one backward follows:
    losses on one chunk at one of its levels; another (`opening_probability`) takes them
    while chunk 0 is denoised, where the prompt alone sets the character.
 
+In every stage a share of samples (`prompt_dropout`) trains with the empty prompt: the
+unconditional mode of classifier-free guidance. With `teacher_guidance` > 1, stages 3 and 4
+guide the distillation target with it, so the few-step mode learns guided velocities.
+
 All randomness comes from `Draws`: step-level choices shared by every process and a
 generator per sample keyed by its place in the global batch, so a torchrun job draws the
 same numbers as one process with the same global batch.
@@ -127,6 +131,9 @@ class Objective(nn.Module):
         return FlowMatchShortcutScheduler.add_noise(clean, noise, per_position(t, self.per_chunk(kind), clean.ndim))
 
     def forward(self, batch: dict, draws: Draws) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.config.prompt_dropout > 0:  # drawn only when asked for, like the openings
+            dropped = draws.uniform() < self.config.prompt_dropout  # (B,)
+            batch = {**batch, "prompts": ["" if drop else prompt for prompt, drop in zip(batch["prompts"], dropped)]}
         losses = self.losses(batch, draws)
         total = sum(weight * value for weight, value in losses.values())
         return total, {name: value.detach() for name, (_, value) in losses.items()}
@@ -213,16 +220,44 @@ class SelfForcedObjective(Objective):
         output = transformer.forward_chunks(cache, video, audio, t, t, d, d, encoder_hidden_states=embeds, joint=joint)
         return output.video, output.audio
 
-    def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
-        if not self._target:
-            return embeds.detach()
-        with torch.no_grad():
-            return self._target[0].embed(prompts)
+    @property
+    def guided_teacher(self) -> bool:
+        return self.config.teacher_guidance > 1
 
-    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
+    def history_denoiser(self, embeds: torch.Tensor) -> Denoiser:
+        """The denoiser that rolls out the history (unguided); a guided teacher also needs the empty prompt's cache."""
+        negative = None
+        if self.guided_teacher:
+            with torch.no_grad():
+                negative = self.generator.embed([""] * embeds.shape[0])
+        return Denoiser(
+            self.transformer, embeds.detach(), negative_prompt_embeds=negative,
+            sink=self.config.sink_chunks, cache_window=self.config.cache_chunks,
+        )  # fmt: skip
+
+    def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher's prompt embeddings per branch: "cond", and "uncond" (empty prompt) when guided."""
+        encoder = self._target[0] if self._target else self.generator
+        with torch.no_grad():
+            found = {"cond": encoder.embed(prompts) if self._target else embeds.detach()}
+            if self.guided_teacher:
+                found["uncond"] = encoder.embed([""] * len(prompts))
+        return found
+
+    def teacher_velocity(self, caches: dict[str, KVCache], video, audio, t, d, target_embeds, joint):
+        """The target weights' velocities, guided against the empty prompt when teacher_guidance > 1."""
+        cond = self.velocity(self.target_transformer, caches["cond"], video, audio, t, d, target_embeds["cond"], joint)
+        if not self.guided_teacher:
+            return cond
+        uncond = self.velocity(self.target_transformer, caches["uncond"], video, audio, t, d, target_embeds["uncond"], joint)
+        scale = self.config.teacher_guidance
+        return tuple(u + scale * (c - u) for c, u in zip(cond, uncond))
+
+    def window_losses(self, caches: dict[str, KVCache], noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
         """Both losses on a window read against the self-generated cache.
 
         Args:
+            caches: the history's caches: "cond", and "uncond" for a guided teacher.
             noisy: (video, audio) of the window as the few-step model sees it (self-generated).
             real: (video, audio) of the real chunks at the same places.
             video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
@@ -231,12 +266,13 @@ class SelfForcedObjective(Objective):
         video, audio = noisy
         with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
             half = self.half_step(d)
-            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint)
+            first = self.teacher_velocity(caches, video, audio, t, half, target_embeds, joint)
             middle = [self.jump(x, v, d / 2, kind) for x, v, kind in zip((video, audio), first, ("video", "audio"))]
-            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint)
+            second = self.teacher_velocity(caches, *middle, t - d / 2, half, target_embeds, joint)
             targets = [(a + b) / 2 for a, b in zip(first, second)]
         real_video, real_audio = real
         noise_video, noise_audio = draws.normal(*real_video.shape[1:]), draws.normal(*real_audio.shape[1:])
+        cache = caches["cond"]
         flow = self.velocity(
             self.transformer, cache,
             self.noised(real_video, noise_video, t, "video"), self.noised(real_audio, noise_audio, t, "audio"),
@@ -263,26 +299,24 @@ class SelfForcedObjective(Objective):
 
 def rollout_history(
     objective: SelfForcedObjective, batch: dict, embeds: torch.Tensor, num_chunks: int, draws: Draws, real: bool
-) -> tuple[list[LatentChunk], KVCache]:
-    """The first `num_chunks` chunks and the KV cache they leave, without gradient.
+) -> tuple[list[LatentChunk], Denoiser]:
+    """The first `num_chunks` chunks and the denoiser whose caches they filled, without gradient.
 
     real=False: generated by the model in few-step mode, chunk by chunk, as at inference
     (the cache holds the model's own output). real=True: the real clip's chunks (teacher forcing).
     """
-    config, transformer = objective.config, objective.transformer
+    denoiser = objective.history_denoiser(embeds)
     with torch.no_grad():
-        if real:
-            cache = KVCache(config.sink_chunks, config.cache_chunks)
-            chunks = []
-            for index in range(num_chunks):
-                video = chunk_slice(batch["video"], index, index + 1, objective.frames_per_chunk)
-                audio = chunk_slice(batch["audio"], index, index + 1, objective.audio_per_chunk)
-                transformer.refresh(cache, video, audio, encoder_hidden_states=embeds)
-                chunks.append(LatentChunk(index, video, audio, level=config.few_steps))
-            return chunks, cache
-        denoiser = Denoiser(transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks)
-        chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
-        return chunks, denoiser.caches["cond"]
+        if not real:
+            chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
+            return chunks, denoiser
+        chunks = []
+        for index in range(num_chunks):
+            video = chunk_slice(batch["video"], index, index + 1, objective.frames_per_chunk)
+            audio = chunk_slice(batch["audio"], index, index + 1, objective.audio_per_chunk)
+            denoiser.refresh(video, audio)
+            chunks.append(LatentChunk(index, video, audio, level=objective.config.few_steps))
+        return chunks, denoiser
 
 
 class MutualForcing(SelfForcedObjective):
@@ -293,7 +327,7 @@ class MutualForcing(SelfForcedObjective):
         history = draws.shared_int(1, num_chunks)  # chunks of history before the trained chunk
         real_history = draws.shared_bool(self.config.real_history_probability)
         embeds = self.generator.embed(batch["prompts"])
-        _, cache = rollout_history(self, batch, embeds.detach(), history, draws, real_history)
+        _, denoiser = rollout_history(self, batch, embeds, history, draws, real_history)
         video = chunk_slice(batch["video"], history, history + 1, self.frames_per_chunk)
         audio = chunk_slice(batch["audio"], history, history + 1, self.audio_per_chunk)
         # The weights come from the whole clip: a one-frame chunk has no motion of its own.
@@ -303,7 +337,7 @@ class MutualForcing(SelfForcedObjective):
         noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
         noisy = (self.noised(video, noise_video, t, "video"), self.noised(audio, noise_audio, t, "audio"))
         target_embeds = self.target_embeds(batch["prompts"], embeds)
-        return self.window_losses(cache, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
+        return self.window_losses(denoiser.caches, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
 
 
 class Rolling(SelfForcedObjective):
@@ -331,7 +365,7 @@ class Rolling(SelfForcedObjective):
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
-        denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
+        denoiser = self.history_denoiser(embeds)
         video_weight = self.video_weight(batch["video"])
         found = {}
 
@@ -350,7 +384,7 @@ class Rolling(SelfForcedObjective):
             with torch.enable_grad():
                 found.update(
                     self.window_losses(
-                        denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
+                        denoiser.caches, noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
                         levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
                     )  # fmt: skip
                 )
