@@ -86,10 +86,11 @@ class TrainingConfig:
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
-    # Guidance scale of the distillation targets: > 1 guides the teacher's two half jumps against
-    # the empty prompt (each with its own cache of the history), so the few-step mode learns the
-    # guided velocity and samples it in one forward (guidance distillation). Needs an
-    # unconditional mode: train with prompt_dropout first.
+    # Stage 4: guidance scale g of the distillation targets. g > 1 adds (g - 1) (v_cond - v_uncond)
+    # of the multi-step mode, the empty prompt reading its own cache of the history, so the
+    # few-step mode learns guided velocities and samples them in one forward (guidance
+    # distillation). Needs an unconditional mode: train with prompt_dropout first. Stage 3 would
+    # compound it: its half jumps come from jump sizes it trains itself.
     teacher_guidance: float = 1.0
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
@@ -121,6 +122,8 @@ class TrainingConfig:
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} must be {expected}, got {getattr(self, key)!r}")
+        if self.teacher_guidance != 1 and self.stage != "rolling":
+            raise ConfigError("config key 'teacher_guidance' applies to stage 4 (rolling) only; leave it at 1")
         if self.stage == "rolling" and self.clip_chunks <= self.few_steps:
             raise ConfigError(f"config key 'clip_chunks' must exceed few_steps ({self.few_steps}) for rolling windows")
 
