@@ -40,9 +40,7 @@ class Denoiser:
     """The transformer with its caches and prompt: a velocity per chunk, optionally guided.
 
     guidance_scale > 1 runs an unconditional branch (its own cache, empty prompt) and mixes
-    v = v_uncond + scale * (v_cond - v_uncond), as classifier-free guidance does. Given
-    negative_prompt_embeds at scale 1, the unconditional cache is still written and not read:
-    training rolls out unguided and guides its teacher against that cache.
+    v = v_uncond + scale * (v_cond - v_uncond), as classifier-free guidance does.
     """
 
     transformer: CausalAVTransformer
@@ -54,10 +52,10 @@ class Denoiser:
     caches: dict[str, KVCache] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.guided and self.negative_prompt_embeds is None:
-            raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
         self.caches["cond"] = KVCache(self.sink, self.cache_window)
-        if self.negative_prompt_embeds is not None:
+        if self.guided:
+            if self.negative_prompt_embeds is None:
+                raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
             self.caches["uncond"] = KVCache(self.sink, self.cache_window)
 
     @property
@@ -80,9 +78,9 @@ class Denoiser:
         """
         outputs = {
             branch: self.transformer.forward_chunks(
-                self.caches[branch], video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch), joint=True
+                cache, video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch), joint=True
             )
-            for branch in (("cond", "uncond") if self.guided else ("cond",))
+            for branch, cache in self.caches.items()
         }
         cond = outputs["cond"]
         if not self.guided:

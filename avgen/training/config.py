@@ -63,7 +63,7 @@ class TrainingConfig:
     motion_weight: float = 0.0
     # ---- all stages: the prompt
     # Share of samples trained with the empty prompt, so that the model has the unconditional
-    # mode classifier-free guidance reads (at inference, and in a guided teacher below).
+    # mode classifier-free guidance reads (`guidance_scale > 1` at inference).
     prompt_dropout: float = 0.0
 
     # ---- stage 1 (pretrain): each tower alone
@@ -86,12 +86,6 @@ class TrainingConfig:
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
-    # Stage 4: guidance scale g of the distillation targets. g > 1 adds (g - 1) (v_cond - v_uncond)
-    # of the multi-step mode, the empty prompt reading its own cache of the history, so the
-    # few-step mode learns guided velocities and samples them in one forward (guidance
-    # distillation). Needs an unconditional mode: train with prompt_dropout first. Stage 3 would
-    # compound it: its half jumps come from jump sizes it trains itself.
-    teacher_guidance: float = 1.0
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
 
@@ -113,7 +107,6 @@ class TrainingConfig:
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
-            (self.teacher_guidance >= 1, "teacher_guidance", ">= 1 (1: no guidance)"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),
@@ -122,8 +115,6 @@ class TrainingConfig:
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} must be {expected}, got {getattr(self, key)!r}")
-        if self.teacher_guidance != 1 and self.stage != "rolling":
-            raise ConfigError("config key 'teacher_guidance' applies to stage 4 (rolling) only; leave it at 1")
         if self.stage == "rolling" and self.clip_chunks <= self.few_steps:
             raise ConfigError(f"config key 'clip_chunks' must exceed few_steps ({self.few_steps}) for rolling windows")
 

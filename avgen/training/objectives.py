@@ -21,9 +21,7 @@ forward of a step (rollouts included) and one backward follows:
    while chunk 0 is denoised, where the prompt alone sets the character.
 
 In every stage a share of samples (`prompt_dropout`) trains with the empty prompt: the
-unconditional mode of classifier-free guidance. With `teacher_guidance` = g > 1, stage 4 adds
-(g - 1) times the guidance direction to its distillation targets, so the few-step mode learns
-guided velocities and samples them in one forward.
+unconditional mode of classifier-free guidance.
 
 All randomness comes from `Draws`: step-level choices shared by every process and a
 generator per sample keyed by its place in the global batch, so a torchrun job draws the
@@ -221,47 +219,16 @@ class SelfForcedObjective(Objective):
         output = transformer.forward_chunks(cache, video, audio, t, t, d, d, encoder_hidden_states=embeds, joint=joint)
         return output.video, output.audio
 
-    @property
-    def guided_teacher(self) -> bool:
-        return self.config.teacher_guidance > 1
-
-    def history_denoiser(self, embeds: torch.Tensor) -> Denoiser:
-        """The denoiser that rolls out the history (unguided); a guided teacher also needs the empty prompt's cache."""
-        negative = None
-        if self.guided_teacher:
-            with torch.no_grad():
-                negative = self.generator.embed([""] * embeds.shape[0])
-        return Denoiser(
-            self.transformer, embeds.detach(), negative_prompt_embeds=negative,
-            sink=self.config.sink_chunks, cache_window=self.config.cache_chunks,
-        )  # fmt: skip
-
-    def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The teacher's prompt embeddings per branch: "cond", and "uncond" (empty prompt) when guided."""
-        encoder = self._target[0] if self._target else self.generator
+    def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
+        if not self._target:
+            return embeds.detach()
         with torch.no_grad():
-            found = {"cond": encoder.embed(prompts) if self._target else embeds.detach()}
-            if self.guided_teacher:
-                found["uncond"] = encoder.embed([""] * len(prompts))
-        return found
+            return self._target[0].embed(prompts)
 
-    def guidance_direction(self, caches: dict[str, KVCache], video, audio, t, target_embeds, joint):
-        """(video, audio) v_cond - v_uncond of the target weights' multi-step mode at the window's input.
-
-        Measured in the multi-step mode (d = 0), which only the flow-matching loss on real chunks
-        trains. Guiding the few-step half jumps instead feeds the guidance back into itself: in a
-        trial the audio self-distillation loss grew 4-fold and the gradient norm 3-fold in 100 steps.
-        """
-        multi_step = torch.zeros_like(t)
-        cond = self.velocity(self.target_transformer, caches["cond"], video, audio, t, multi_step, target_embeds["cond"], joint)
-        uncond = self.velocity(self.target_transformer, caches["uncond"], video, audio, t, multi_step, target_embeds["uncond"], joint)
-        return tuple(c - u for c, u in zip(cond, uncond))
-
-    def window_losses(self, caches: dict[str, KVCache], noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
+    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
         """Both losses on a window read against the self-generated cache.
 
         Args:
-            caches: the history's caches: "cond", and "uncond" for a guided teacher.
             noisy: (video, audio) of the window as the few-step model sees it (self-generated).
             real: (video, audio) of the real chunks at the same places.
             video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
@@ -270,15 +237,10 @@ class SelfForcedObjective(Objective):
         video, audio = noisy
         with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
             half = self.half_step(d)
-            cache = caches["cond"]
-            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds["cond"], joint)
+            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint)
             middle = [self.jump(x, v, d / 2, kind) for x, v, kind in zip((video, audio), first, ("video", "audio"))]
-            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds["cond"], joint)
+            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint)
             targets = [(a + b) / 2 for a, b in zip(first, second)]
-            if self.guided_teacher:
-                scale = self.config.teacher_guidance - 1
-                direction = self.guidance_direction(caches, video, audio, t, target_embeds, joint)
-                targets = [target + scale * towards for target, towards in zip(targets, direction)]
         real_video, real_audio = real
         noise_video, noise_audio = draws.normal(*real_video.shape[1:]), draws.normal(*real_audio.shape[1:])
         flow = self.velocity(
@@ -307,24 +269,26 @@ class SelfForcedObjective(Objective):
 
 def rollout_history(
     objective: SelfForcedObjective, batch: dict, embeds: torch.Tensor, num_chunks: int, draws: Draws, real: bool
-) -> tuple[list[LatentChunk], Denoiser]:
-    """The first `num_chunks` chunks and the denoiser whose caches they filled, without gradient.
+) -> tuple[list[LatentChunk], KVCache]:
+    """The first `num_chunks` chunks and the KV cache they leave, without gradient.
 
     real=False: generated by the model in few-step mode, chunk by chunk, as at inference
     (the cache holds the model's own output). real=True: the real clip's chunks (teacher forcing).
     """
-    denoiser = objective.history_denoiser(embeds)
+    config, transformer = objective.config, objective.transformer
     with torch.no_grad():
-        if not real:
-            chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
-            return chunks, denoiser
-        chunks = []
-        for index in range(num_chunks):
-            video = chunk_slice(batch["video"], index, index + 1, objective.frames_per_chunk)
-            audio = chunk_slice(batch["audio"], index, index + 1, objective.audio_per_chunk)
-            denoiser.refresh(video, audio)
-            chunks.append(LatentChunk(index, video, audio, level=objective.config.few_steps))
-        return chunks, denoiser
+        if real:
+            cache = KVCache(config.sink_chunks, config.cache_chunks)
+            chunks = []
+            for index in range(num_chunks):
+                video = chunk_slice(batch["video"], index, index + 1, objective.frames_per_chunk)
+                audio = chunk_slice(batch["audio"], index, index + 1, objective.audio_per_chunk)
+                transformer.refresh(cache, video, audio, encoder_hidden_states=embeds)
+                chunks.append(LatentChunk(index, video, audio, level=config.few_steps))
+            return chunks, cache
+        denoiser = Denoiser(transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks)
+        chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
+        return chunks, denoiser.caches["cond"]
 
 
 class MutualForcing(SelfForcedObjective):
@@ -335,7 +299,7 @@ class MutualForcing(SelfForcedObjective):
         history = draws.shared_int(1, num_chunks)  # chunks of history before the trained chunk
         real_history = draws.shared_bool(self.config.real_history_probability)
         embeds = self.generator.embed(batch["prompts"])
-        _, denoiser = rollout_history(self, batch, embeds, history, draws, real_history)
+        _, cache = rollout_history(self, batch, embeds.detach(), history, draws, real_history)
         video = chunk_slice(batch["video"], history, history + 1, self.frames_per_chunk)
         audio = chunk_slice(batch["audio"], history, history + 1, self.audio_per_chunk)
         # The weights come from the whole clip: a one-frame chunk has no motion of its own.
@@ -345,7 +309,7 @@ class MutualForcing(SelfForcedObjective):
         noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
         noisy = (self.noised(video, noise_video, t, "video"), self.noised(audio, noise_audio, t, "audio"))
         target_embeds = self.target_embeds(batch["prompts"], embeds)
-        return self.window_losses(denoiser.caches, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
+        return self.window_losses(cache, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
 
 
 class Rolling(SelfForcedObjective):
@@ -373,7 +337,7 @@ class Rolling(SelfForcedObjective):
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
-        denoiser = self.history_denoiser(embeds)
+        denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
         video_weight = self.video_weight(batch["video"])
         found = {}
 
@@ -392,7 +356,7 @@ class Rolling(SelfForcedObjective):
             with torch.enable_grad():
                 found.update(
                     self.window_losses(
-                        denoiser.caches, noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
+                        denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
                         levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
                     )  # fmt: skip
                 )
