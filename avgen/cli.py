@@ -173,7 +173,8 @@ def eval_model(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, args.pipeline)
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps, window=args.window,
-        sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, progress=not args.json,
+        sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
+        threads=args.threads, progress=not args.json,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -327,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0, help="first held-out prompt: seeds SEED..SEED+CLIPS-1 (default 0)")
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
-    evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads per worker (default 2)")
+    evaluation.add_argument("--workers", type=_positive_int, default=1, help="processes sharing the clips out (default 1)")
     evaluation.add_argument("--json", action="store_true", help="print JSON (with one row per clip) instead of a table")
     evaluation.set_defaults(run=eval_model)
     evaluations = evaluation.add_subparsers(dest="evaluation", parser_class=_Parser)

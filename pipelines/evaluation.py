@@ -6,12 +6,18 @@ lip sync (offset and confidence), attributes read back from the pixels against t
 and ΔDrift between the first and last seconds. The pipeline, steps, window and KV-cache
 layout are arguments, so the Rolling Forcing and Mutual Forcing comparisons are runs of
 this one function.
+
+Clips are independent, so processes (`workers`), each with its own copy of the pipeline, can
+share them out; a clip's row depends only on its seed, not on which process made it.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +34,23 @@ def generate_clip(pipe, prompt: str, seconds: float, seed: int, **settings) -> t
     return np.concatenate([c.frames[0] for c in chunks]), np.concatenate([c.audio[0] for c in chunks], axis=-1), wall
 
 
+def evaluate_clip(pipe, seed: int, seconds: float, **settings) -> dict:
+    """One row of the evaluation: held-out prompt `seed` generated with noise seed `seed`, then measured."""
+    prompt = sample_clip(seed, split="held-out").prompt
+    frames, audio, wall = generate_clip(pipe, prompt, seconds, seed, **settings)
+    report = evaluate(frames, audio, pipe.fps, pipe.sample_rate, prompt=prompt)
+    return {
+        "seed": seed,
+        "offset_frames": report["sync"]["offset_frames"],
+        "confidence": report["sync"]["confidence"],
+        "adherence": report["adherence"]["score"],
+        "matches": report["adherence"]["matches"],
+        "read": {name: report["attributes"][name] for name in report["adherence"]["matches"]},
+        "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
+        "realtime_factor": round(len(frames) / pipe.fps / wall, 3),
+    }
+
+
 def evaluate_pipeline(
     pipe,
     clips: int = 50,
@@ -37,35 +60,28 @@ def evaluate_pipeline(
     sink_chunks: int = 1,
     cache_chunks: int = 4,
     seed: int = 0,
+    workers: int = 1,
+    threads: int = 1,
     progress: bool = False,
 ) -> dict:
-    """Summary figures over `clips` held-out prompts, plus one row per clip."""
-    settings = dict(num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks)
-    rows = []
-    seeds = range(seed, seed + clips)
-    if progress:
-        from tqdm.auto import tqdm
+    """Summary figures over `clips` held-out prompts (seeds `seed`...), plus one row per clip.
 
-        seeds = tqdm(seeds, desc="evaluating", unit="clip")
+    With `workers` > 1 the clips are shared among that many processes of `threads` torch
+    threads each, which load their own copies of `pipe` from the folder it was loaded from.
+    """
+    settings = dict(num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks)
+    seeds = range(seed, seed + clips)
     pipe.set_progress_bar_config(disable=True)
-    for clip_seed in seeds:
-        prompt = sample_clip(clip_seed, split="held-out").prompt
-        frames, audio, wall = generate_clip(pipe, prompt, seconds, clip_seed, **settings)
-        report = evaluate(frames, audio, pipe.fps, pipe.sample_rate, prompt=prompt)
-        rows.append(
-            {
-                "seed": clip_seed,
-                "offset_frames": report["sync"]["offset_frames"],
-                "confidence": report["sync"]["confidence"],
-                "adherence": report["adherence"]["score"],
-                "matches": report["adherence"]["matches"],
-                "read": {name: report["attributes"][name] for name in report["adherence"]["matches"]},
-                "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
-                "realtime_factor": round(len(frames) / pipe.fps / wall, 3),
-            }
-        )
-    offsets = [row["offset_frames"] for row in rows]
-    drifts = [row["delta_drift"] for row in rows if row["delta_drift"] is not None]
+    if workers == 1:
+        rows = [evaluate_clip(pipe, clip_seed, seconds, **settings) for clip_seed in _progress(seeds, clips, progress)]
+    else:
+        if not pipe.name_or_path:
+            raise ValueError("workers load the pipeline from its folder: save it with save_pretrained and load it from there")
+        # spawn, not fork: a forked child inherits torch's thread pool in an unusable state.
+        context = get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(type(pipe), pipe.name_or_path, threads)) as pool:
+            futures = [pool.submit(_evaluate_loaded, clip_seed, seconds, settings) for clip_seed in seeds]
+            rows = sorted((future.result() for future in _progress(as_completed(futures), clips, progress)), key=lambda row: row["seed"])
     return {
         "pipeline": type(pipe).__name__,
         "clips": clips,
@@ -74,6 +90,16 @@ def evaluate_pipeline(
         "window": window,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
+        **summarize(rows),
+        "rows": rows,
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """The table's figures over evaluated clips (rows of `evaluate_clip`)."""
+    offsets = [row["offset_frames"] for row in rows]
+    drifts = [row["delta_drift"] for row in rows if row["delta_drift"] is not None]
+    return {
         "sync_within_1_frame": round(float(np.mean([abs(o) <= 1 for o in offsets])), 4),
         "sync_offset_0": round(float(np.mean([o == 0 for o in offsets])), 4),
         "sync_confidence_median": round(statistics.median(row["confidence"] for row in rows), 4),
@@ -83,5 +109,30 @@ def evaluate_pipeline(
         },
         "delta_drift_mean": round(float(np.mean(drifts)), 4) if drifts else None,
         "realtime_factor_median": round(statistics.median(row["realtime_factor"] for row in rows), 3),
-        "rows": rows,
     }
+
+
+def _progress(items, total: int, shown: bool):
+    if not shown:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc="evaluating", unit="clip")
+
+
+# A worker process evaluates many clips with one copy of the pipeline, loaded once by `_load`.
+_worker_pipe = None
+
+
+def _load(pipeline_class: type, folder: str | Path, threads: int) -> None:
+    from diffusers.utils import logging as diffusers_logging
+
+    global _worker_pipe
+    diffusers_logging.disable_progress_bar()  # one bar per worker would garble the clips' bar
+    torch.set_num_threads(threads)
+    _worker_pipe = pipeline_class.from_pretrained(folder)
+    _worker_pipe.set_progress_bar_config(disable=True)
+
+
+def _evaluate_loaded(seed: int, seconds: float, settings: dict) -> dict:
+    return evaluate_clip(_worker_pipe, seed, seconds, **settings)

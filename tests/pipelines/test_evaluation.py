@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from avgen import RollingForcingPipeline
 from avgen.pipelines.evaluation import evaluate_pipeline
@@ -55,13 +56,33 @@ def model(components, tmp_path_factory):
     return folder
 
 
-def test_eval_command_prints_json_with_one_row_per_clip(model):
-    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--seed", "5", "--threads", "1", "--json"]
+def test_eval_command_prints_json_with_one_row_per_clip_in_seed_order(model):
+    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--seed", "5", "--threads", "1", "--workers", "2", "--json"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["clips"] == 2 and figures["steps"] == 4 and [row["seed"] for row in figures["rows"]] == [5, 6]
     assert 0 <= figures["sync_within_1_frame"] <= 1 and figures["realtime_factor_median"] > 0
+
+
+def test_workers_share_out_the_clips_and_each_row_depends_only_on_its_seed(model):
+    pipe = RollingForcingPipeline.from_pretrained(model)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' count: sums over more threads round differently
+    try:
+        alone = evaluate_pipeline(pipe, clips=3, seconds=1.0, seed=2)
+    finally:
+        torch.set_num_threads(threads)
+    shared = evaluate_pipeline(pipe, clips=3, seconds=1.0, seed=2, workers=2, threads=1)
+    unclocked = lambda figures: [{k: v for k, v in row.items() if k != "realtime_factor"} for row in figures["rows"]]
+    assert [row["seed"] for row in shared["rows"]] == [2, 3, 4]
+    assert unclocked(shared) == unclocked(alone)
+    assert shared["attribute_adherence"] == alone["attribute_adherence"] and shared["sync_within_1_frame"] == alone["sync_within_1_frame"]
+
+
+def test_workers_need_a_pipeline_loaded_from_a_folder(rolling):
+    with pytest.raises(ValueError, match="save_pretrained"):
+        evaluate_pipeline(rolling, clips=2, seconds=1.0, workers=2)
 
 
 def test_eval_refuses_a_negative_sink(model):
