@@ -1,0 +1,24 @@
+"""`avgen bench stream`: the figures account for every chunk, and decoding time is told apart."""
+
+import time
+
+from avgen.codecs.av import AVDecoder
+from avgen.pipelines.benchmark import benchmark_stream
+
+
+def test_stream_benchmark_counts_every_chunk(rolling):
+    figures = benchmark_stream(rolling, minutes=0.05)  # 3 s
+    assert figures["chunks"] == rolling.num_chunks_for(3.0)
+    assert 0 < figures["decode_share"] < 1 and figures["av_seconds_per_wall_second"] > 0
+    assert set(figures["marks"]) == {"0.05min"}
+
+
+def test_stream_benchmark_charges_decoding_to_the_decode_share(rolling, monkeypatch):
+    decode = AVDecoder.decode
+
+    def slow_decode(self, video, audio):
+        time.sleep(0.05)  # far longer than the 1-layer test transformer's chunk
+        return decode(self, video, audio)
+
+    monkeypatch.setattr(AVDecoder, "decode", slow_decode)
+    assert benchmark_stream(rolling, minutes=0.05)["decode_share"] > 0.6
