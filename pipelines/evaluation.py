@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from avgen.metrics import evaluate
 from avgen.world.clip import sample_clip
@@ -71,9 +72,10 @@ def evaluate_pipeline(
     """
     settings = dict(num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks)
     seeds = range(seed, seed + clips)
+    bar = dict(desc="evaluating", unit="clip", disable=not progress)
     pipe.set_progress_bar_config(disable=True)
     if workers == 1:
-        rows = [evaluate_clip(pipe, clip_seed, seconds, **settings) for clip_seed in _progress(seeds, clips, progress)]
+        rows = [evaluate_clip(pipe, clip_seed, seconds, **settings) for clip_seed in tqdm(seeds, **bar)]
     else:
         if not pipe.name_or_path:
             raise ValueError("workers load the pipeline from its folder: save it with save_pretrained and load it from there")
@@ -81,7 +83,7 @@ def evaluate_pipeline(
         context = get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(type(pipe), pipe.name_or_path, threads)) as pool:
             futures = [pool.submit(_evaluate_loaded, clip_seed, seconds, settings) for clip_seed in seeds]
-            rows = sorted((future.result() for future in _progress(as_completed(futures), clips, progress)), key=lambda row: row["seed"])
+            rows = sorted((future.result() for future in tqdm(as_completed(futures), total=clips, **bar)), key=lambda row: row["seed"])
     return {
         "pipeline": type(pipe).__name__,
         "clips": clips,
@@ -110,14 +112,6 @@ def summarize(rows: list[dict]) -> dict:
         "delta_drift_mean": round(float(np.mean(drifts)), 4) if drifts else None,
         "realtime_factor_median": round(statistics.median(row["realtime_factor"] for row in rows), 3),
     }
-
-
-def _progress(items, total: int, shown: bool):
-    if not shown:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, total=total, desc="evaluating", unit="clip")
 
 
 # A worker process evaluates many clips with one copy of the pipeline, loaded once by `_load`.
