@@ -14,12 +14,23 @@ pixel frame, every later one four); latents (B, z_dim, 1 + k, H / 8, W / 8).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the base class up here
 
+from avgen.codecs.wan_kernels import use_faster_kernels
+
 
 class VideoCodec(AutoencoderKLWan):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        use_faster_kernels(self)
+
+    # diffusers reads a model's config keys from its constructor's signature
+    __init__.__signature__ = inspect.signature(AutoencoderKLWan.__init__)
+
     @property
     def temporal_compression(self) -> int:
         return 2 ** sum(self.config.temperal_downsample)

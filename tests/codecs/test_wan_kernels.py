@@ -1,0 +1,59 @@
+import pytest
+import torch
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
+
+from avgen.codecs import VideoCodec
+from avgen.codecs.presets import TINY_VIDEO
+from avgen.codecs.wan_kernels import SumOfSquaresRMSNorm, TimeTapConv3d, use_faster_kernels
+
+
+def faster_copy(module: torch.nn.Module) -> torch.nn.Module:
+    copy = type(module).__new__(type(module))
+    copy.__dict__ = {**module.__dict__, "_parameters": dict(module._parameters)}
+    use_faster_kernels(copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, frames",
+    [((3, 3, 3), 1, 1, 6), ((3, 1, 1), (2, 1, 1), 0, 7), ((1, 1, 1), 1, 0, 3), ((3, 3, 3), 1, 1, 1)],
+    ids=["3x3x3", "time-stride-2", "1x1x1", "one-frame"],
+)
+def test_time_tap_convolution_equals_the_stock_one_with_gradients(kernel, stride, padding, frames):
+    torch.manual_seed(0)
+    stock = WanCausalConv3d(6, 5, kernel, stride=stride, padding=padding)
+    faster = faster_copy(stock)
+    assert isinstance(faster, TimeTapConv3d)
+    x = torch.randn(2, 6, frames, 9, 7, requires_grad=True)
+    cache = torch.randn(2, 6, 2, 9, 7)  # the last frames of the previous chunk, as streaming passes them
+    for cache_x in (None, cache):
+        expected = stock(x, cache_x)
+        got = faster(x, cache_x)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max() <= 1e-5
+        (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+        (got_grad,) = torch.autograd.grad(got.square().sum(), x)
+        assert (got_grad - expected_grad).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("channel_first, dtype", [(True, torch.float32), (False, torch.float32), (True, torch.bfloat16)])
+def test_sum_of_squares_norm_equals_the_stock_one(channel_first, dtype):
+    torch.manual_seed(0)
+    stock = WanRMS_norm(8, channel_first=channel_first, images=False)
+    stock.gamma.data.uniform_(0.5, 1.5)
+    faster = faster_copy(stock)
+    assert isinstance(faster, SumOfSquaresRMSNorm)
+    x = torch.randn(2, 8, 3, 5, 5) if channel_first else torch.randn(2, 3, 5, 5, 8)
+    x = x.to(dtype)
+    x[0, ..., 0] = 0  # an all-zero vector stays zero rather than dividing by zero
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-2
+    assert (faster(x).float() - stock(x).float()).abs().max() <= tolerance
+
+
+def test_video_codecs_use_them_after_loading(tmp_path):
+    VideoCodec(**{**TINY_VIDEO, "decoder_base_dim": 12}).save_pretrained(tmp_path)
+    codec = VideoCodec.from_pretrained(tmp_path)
+    assert codec.config.decoder_base_dim == 12  # the config survives the constructor that switches the kernels
+    kinds = {type(module) for module in codec.modules()}
+    assert TimeTapConv3d in kinds and SumOfSquaresRMSNorm in kinds
+    assert WanCausalConv3d not in kinds and WanRMS_norm not in kinds
