@@ -5,6 +5,9 @@
     python train/codecs.py --codec audio --init weights/avgen-tiny/audio_codec --freeze-encoder \
         --envelope-weight 1 --clip-frames 33 --learning-rate 1e-4 --steps 500 --out runs/audio-decoder
         (the decoder alone: the latents, and a generator trained on them, stay valid)
+    python train/codecs.py --codec video --init weights/avgen-tiny/vae --freeze-encoder \
+        --decoder-width 16 --clip-frames 17 --steps 2000 --out runs/video-decoder-16
+        (a new, wider video decoder, trained from scratch on the frozen encoder's latents)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.
@@ -21,6 +24,7 @@ import json
 import os
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +71,7 @@ class CodecTrainingConfig:
     out: str = "weights/avgen-tiny"
     cache_dir: str | None = None
     init: str | None = None  # start from an exported codec folder (e.g. weights/avgen-tiny/vae)
+    decoder_width: int | None = None  # video: replace the init's decoder by a fresh one this wide (base channels)
 
     def __post_init__(self):
         if self.codec not in SUBFOLDERS:
@@ -75,6 +80,8 @@ class CodecTrainingConfig:
             raise ValueError(f"clip_frames must be 1 + 4k, got {self.clip_frames}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder fine-tunes a trained codec's decoder: give its folder with --init")
+        if self.decoder_width is not None and (self.codec != "video" or not self.init):
+            raise ValueError("decoder_width gives a trained video codec (--codec video --init FOLDER) a new decoder")
 
 
 def learning_rate(config: CodecTrainingConfig, step: int) -> float:
@@ -132,6 +139,14 @@ def trainable_parameters(config: CodecTrainingConfig, codec) -> list[torch.nn.Pa
     return [parameter for parameter in codec.parameters() if parameter.requires_grad]
 
 
+def with_new_decoder(codec: VideoCodec, width: int) -> VideoCodec:
+    """`codec`'s encoder (same latents) with a freshly initialised decoder of base width `width`."""
+    fresh = VideoCodec.from_config({**codec.config, "decoder_base_dim": width})
+    for name in ENCODER_MODULES:
+        getattr(fresh, name).load_state_dict(getattr(codec, name).state_dict())
+    return fresh
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     steps = sorted(folder.glob("step-*"), key=lambda path: int(path.name.split("-")[1]))
     return steps[-1] if steps else None
@@ -177,6 +192,8 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
     codec = tiny_video_codec() if config.codec == "video" else tiny_audio_codec()
     if config.init:
         codec = codec_class.from_pretrained(config.init)
+        if config.decoder_width is not None:
+            codec = with_new_decoder(codec, config.decoder_width)
         reset_normalisation(config, codec)  # training works on raw latents
     optimizer = torch.optim.AdamW(trainable_parameters(config, codec), lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
@@ -228,13 +245,15 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
 def parse_args(argv: list[str] | None = None) -> tuple[CodecTrainingConfig, bool]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = CodecTrainingConfig()
+    hints = typing.get_type_hints(CodecTrainingConfig)
     for field in dataclasses.fields(CodecTrainingConfig):
         value = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=f"default: {value}")
         else:
-            kind = type(value) if value is not None else str
+            # optional fields (X | None) parse as X
+            kind = type(value) if value is not None else next(t for t in typing.get_args(hints[field.name]) if t is not type(None))
             parser.add_argument(flag, type=kind, default=value, help=f"default: {value}")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     args = vars(parser.parse_args(argv))

@@ -57,3 +57,25 @@ def test_decoder_fine_tuning_keeps_the_latents(tmp_path):
 def test_freezing_the_encoder_needs_a_trained_codec(tmp_path):
     result = train(tmp_path, "--steps", "1", "--freeze-encoder")
     assert result.returncode != 0 and "--init" in result.stderr.splitlines()[-1]
+
+
+def test_a_new_decoder_width_keeps_the_encoder_and_its_latents(tmp_path):
+    from safetensors.torch import load_file
+
+    video = ("--codec", "video", "--clip-frames", "5", "--steps", "1")
+    assert train(tmp_path / "base", *video).returncode == 0
+    base = tmp_path / "base" / "vae"
+    wider = train(tmp_path / "wider", *video, "--init", str(base), "--freeze-encoder", "--decoder-width", "12")
+    assert wider.returncode == 0, wider.stderr
+    folder = tmp_path / "wider" / "vae"
+    assert json.loads((folder / "config.json").read_text())["decoder_base_dim"] == 12
+    before, after = load_file(base / "diffusion_pytorch_model.safetensors"), load_file(folder / "diffusion_pytorch_model.safetensors")
+    encoder = [name for name in before if name.startswith(("encoder.", "quant_conv."))]
+    assert encoder and all(before[name].equal(after[name]) for name in encoder)
+    assert before["decoder.conv_in.weight"].shape != after["decoder.conv_in.weight"].shape
+    assert latents_mean(base) == latents_mean(folder)
+
+
+def test_a_new_decoder_width_needs_a_trained_video_codec(tmp_path):
+    result = train(tmp_path, "--steps", "1", "--decoder-width", "12")
+    assert result.returncode != 0 and "--codec video --init" in result.stderr.splitlines()[-1]
