@@ -24,10 +24,11 @@ run rolling-4-steps --model "$MODEL" --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 # step count differs. The 50-step run is the slowest here (about 0.16x real time per process).
 run chunkwise-4-steps --model "$MODEL" --window 1 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+# The bars' rows above and here; the 6-s rows after them are the smaller comparisons.
+run long-rolling --model "$MODEL" --clips "$LONG" --seconds "$SECONDS_LONG"
+run long-chunkwise --model "$MODEL" --window 1 --clips "$LONG" --seconds "$SECONDS_LONG"
+run long-rolling-no-sink --model "$MODEL" --sink-chunks 0 --cache-chunks 5 --clips "$LONG" --seconds "$SECONDS_LONG"
 run rolling-4-steps-short --model "$MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"
 if [ -d "$STAGE2_MODEL" ]; then run stage2-rolling-4-steps-short --model "$STAGE2_MODEL" --clips "$SHORT" --seconds "$SECONDS_SHORT"; fi
 run chunkwise-4-steps-short --model "$MODEL" --window 1 --clips "$SHORT" --seconds "$SECONDS_SHORT"
 run mutual-50-steps-short --model "$MODEL" --pipeline mutual --steps 50 --clips "$SHORT" --seconds "$SECONDS_SHORT"
-run long-rolling --model "$MODEL" --clips "$LONG" --seconds "$SECONDS_LONG"
-run long-chunkwise --model "$MODEL" --window 1 --clips "$LONG" --seconds "$SECONDS_LONG"
-run long-rolling-no-sink --model "$MODEL" --sink-chunks 0 --cache-chunks 5 --clips "$LONG" --seconds "$SECONDS_LONG"
