@@ -20,7 +20,7 @@ def components():
                 parameter.add_(0.02 * torch.randn_like(parameter))
     return dict(
         transformer=transformer,
-        vae=VideoCodec(**{**TINY_VIDEO, "base_dim": 8}).eval(),
+        vae=VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8}).eval(),
         audio_codec=AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).eval(),
         text_encoder=WorldTextEncoder().eval(),
         scheduler=FlowMatchShortcutScheduler(),

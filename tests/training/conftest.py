@@ -14,7 +14,7 @@ def codecs(tmp_path_factory):
     """Untrained codecs of the tiny latent shapes (8 channels each), narrower so that encoding is fast."""
     folder = tmp_path_factory.mktemp("codecs")
     torch.manual_seed(0)
-    VideoCodec(**{**TINY_VIDEO, "base_dim": 8}).save_pretrained(folder / "vae")
+    VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8}).save_pretrained(folder / "vae")
     AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).save_pretrained(folder / "audio_codec")
     return folder
 

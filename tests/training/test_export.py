@@ -33,7 +33,7 @@ def test_export_refuses_codecs_of_another_latent_size(small_config, tmp_path):
     trainer = Trainer(small_config("pretrain", steps=1), progress=False)
     trainer.run()
     other = tmp_path / "other-codecs"
-    VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "z_dim": 4}).save_pretrained(other / "vae")
+    VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8, "z_dim": 4}).save_pretrained(other / "vae")
     AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).save_pretrained(other / "audio_codec")
     with pytest.raises(ConfigError, match="4 latent channels"):
         export_pipeline(trainer.run_dir, other, tmp_path / "pipeline")
