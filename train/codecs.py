@@ -82,6 +82,8 @@ class CodecTrainingConfig:
             raise ValueError("freeze_encoder fine-tunes a trained codec's decoder: give its folder with --init")
         if self.decoder_width is not None and (self.codec != "video" or not self.init):
             raise ValueError("decoder_width gives a trained video codec (--codec video --init FOLDER) a new decoder")
+        if self.decoder_width is not None and self.decoder_width < 1:
+            raise ValueError(f"decoder_width is a channel count, at least 1; got {self.decoder_width}")
 
 
 def learning_rate(config: CodecTrainingConfig, step: int) -> float:

@@ -79,3 +79,5 @@ def test_a_new_decoder_width_keeps_the_encoder_and_its_latents(tmp_path):
 def test_a_new_decoder_width_needs_a_trained_video_codec(tmp_path):
     result = train(tmp_path, "--steps", "1", "--decoder-width", "12")
     assert result.returncode != 0 and "--codec video --init" in result.stderr.splitlines()[-1]
+    result = train(tmp_path, "--codec", "video", "--init", str(tmp_path), "--decoder-width", "0")
+    assert result.returncode != 0 and "at least 1" in result.stderr.splitlines()[-1]
