@@ -21,7 +21,8 @@ run() {  # a finished run's JSON appears whole (written under a hidden name, the
 }
 run rolling-4-steps --model "$MODEL" --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 # Few- vs multi-step: the same sampler as the 50-step run (chunk by chunk), so that only the
-# step count differs. The 50-step run is the slowest here (about 0.16x real time per process).
+# step count differs. The 50-step run is the slowest here (0.16-0.37x real time per process
+# on the machines it has run on).
 run chunkwise-4-steps --model "$MODEL" --window 1 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 # The bars' rows above and here; the 6-s rows after them are the smaller comparisons.

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
@@ -8,10 +10,9 @@ from avgen.codecs.wan_kernels import SumOfSquaresRMSNorm, TimeTapConv3d, use_fas
 
 
 def faster_copy(module: torch.nn.Module) -> torch.nn.Module:
-    copy = type(module).__new__(type(module))
-    copy.__dict__ = {**module.__dict__, "_parameters": dict(module._parameters)}
-    use_faster_kernels(copy)
-    return copy
+    faster = copy.deepcopy(module)
+    use_faster_kernels(faster)
+    return faster
 
 
 @pytest.mark.parametrize(
