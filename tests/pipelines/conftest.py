@@ -2,14 +2,12 @@ import pytest
 import torch
 
 from avgen import CausalAVTransformer, FlowMatchShortcutScheduler, MutualForcingPipeline, RollingForcingPipeline, WorldTextEncoder
-from avgen.codecs import AudioCodec, VideoCodec
-from avgen.codecs.presets import TINY_AUDIO, TINY_VIDEO
 
 PROMPT = "A red round face with glasses talks in a deep voice on a navy background."
 
 
 @pytest.fixture(scope="session")
-def components():
+def components(narrow_codecs):
     """Random components with the shipped model's shapes but fewer layers and channels (fast tests),
     with fusion and step embedding switched on."""
     torch.manual_seed(0)
@@ -18,10 +16,11 @@ def components():
         for name, parameter in transformer.named_parameters():
             if "fusion_blocks" in name or "step_embedder" in name:
                 parameter.add_(0.02 * torch.randn_like(parameter))
+    vae, audio_codec = narrow_codecs()
     return dict(
         transformer=transformer,
-        vae=VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8}).eval(),
-        audio_codec=AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).eval(),
+        vae=vae,
+        audio_codec=audio_codec,
         text_encoder=WorldTextEncoder().eval(),
         scheduler=FlowMatchShortcutScheduler(),
     )

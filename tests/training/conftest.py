@@ -1,8 +1,6 @@
 import pytest
 import torch
 
-from avgen.codecs import AudioCodec, VideoCodec
-from avgen.codecs.presets import TINY_AUDIO, TINY_VIDEO
 from avgen.training import load_config
 
 # A small world set: 4 clips of 6 chunks, batches of 2, one torch thread per process.
@@ -10,12 +8,13 @@ SMALL = {"clips": 4, "clip_chunks": 6, "batch_size": 2, "threads": 1, "warmup_st
 
 
 @pytest.fixture(scope="session")
-def codecs(tmp_path_factory):
+def codecs(tmp_path_factory, narrow_codecs):
     """Untrained codecs of the tiny latent shapes (8 channels each), narrower so that encoding is fast."""
     folder = tmp_path_factory.mktemp("codecs")
     torch.manual_seed(0)
-    VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8}).save_pretrained(folder / "vae")
-    AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).save_pretrained(folder / "audio_codec")
+    vae, audio_codec = narrow_codecs()
+    vae.save_pretrained(folder / "vae")
+    audio_codec.save_pretrained(folder / "audio_codec")
     return folder
 
 

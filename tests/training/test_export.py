@@ -26,14 +26,12 @@ def test_exported_folder_loads_in_both_pipelines_and_generates(small_config, cod
     assert checkpoint.name == "step-1"
 
 
-def test_export_refuses_codecs_of_another_latent_size(small_config, tmp_path):
-    from avgen.codecs import AudioCodec, VideoCodec
-    from avgen.codecs.presets import TINY_AUDIO, TINY_VIDEO
-
+def test_export_refuses_codecs_of_another_latent_size(small_config, narrow_codecs, tmp_path):
     trainer = Trainer(small_config("pretrain", steps=1), progress=False)
     trainer.run()
     other = tmp_path / "other-codecs"
-    VideoCodec(**{**TINY_VIDEO, "base_dim": 8, "decoder_base_dim": 8, "z_dim": 4}).save_pretrained(other / "vae")
-    AudioCodec(**{**TINY_AUDIO, "channel_multiples": [1, 1, 2, 2], "decoder_channels": 8}).save_pretrained(other / "audio_codec")
+    vae, audio_codec = narrow_codecs(z_dim=4)
+    vae.save_pretrained(other / "vae")
+    audio_codec.save_pretrained(other / "audio_codec")
     with pytest.raises(ConfigError, match="4 latent channels"):
         export_pipeline(trainer.run_dir, other, tmp_path / "pipeline")
