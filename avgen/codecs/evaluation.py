@@ -33,6 +33,36 @@ def video_to_frames(video: torch.Tensor) -> np.ndarray:
     return ((video[0].permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+OUTLINE_STEP = 0.1  # on the [-1, 1] scale: a pixel this much away from a neighbour is on an outline
+
+
+def outline_pixels(video: torch.Tensor) -> torch.Tensor:
+    """(1, 3, F, H, W) in [-1, 1] -> (F, H, W) bool: pixels more than OUTLINE_STEP from their upper or left neighbour.
+
+    The world's shapes and faces are flat colour, so these are their outlines (and the mouth's).
+    """
+    step = torch.zeros_like(video[0, 0], dtype=torch.bool)  # (F, H, W)
+    step[:, 1:] |= (video[0, :, :, 1:] - video[0, :, :, :-1]).abs().amax(0) > OUTLINE_STEP
+    step[:, :, 1:] |= (video[0, :, :, :, 1:] - video[0, :, :, :, :-1]).abs().amax(0) > OUTLINE_STEP
+    return step
+
+
+def outline_figures(decoded: torch.Tensor, video: torch.Tensor) -> dict:
+    """Where the reconstruction error lies: PSNR on outline pixels and elsewhere, and the outlines' share of it."""
+    error = (decoded - video).square().mean(1)[0]  # (F, H, W)
+    outline = outline_pixels(video)
+
+    def psnr_of(pixels: torch.Tensor) -> float:
+        return float(10 * torch.log10(4.0 / pixels.mean().clamp_min(1e-12)))
+
+    return {
+        "psnr_outline": psnr_of(error[outline]),
+        "psnr_elsewhere": psnr_of(error[~outline]),
+        "outline_fraction": float(outline.float().mean()),
+        "outline_error_share": float(error[outline].sum() / error.sum().clamp_min(1e-12)),
+    }
+
+
 def folder_megabytes(folder: Path) -> float:
     return round(sum(path.stat().st_size for path in folder.glob("*.safetensors")) / 1e6, 3)
 
@@ -65,6 +95,7 @@ def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41,
         rows.append(
             {
                 "psnr": float(psnr(video_out, video)[0]),
+                **outline_figures(video_out, video),
                 "sync_video_roundtrip": measure_sync(frames_out, chunk.audio, config.fps, config.sample_rate).offset,
                 "sync_both_roundtrip": measure_sync(frames_out, samples_out, config.fps, config.sample_rate).offset,
                 "attributes": {name: reading[name] == truth[name] for name in READ_ATTRIBUTES},
@@ -79,6 +110,10 @@ def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41,
         "split": "held-out",
         "video_psnr_db_mean": round(float(np.mean([r["psnr"] for r in rows])), 3),
         "video_psnr_db_min": round(float(np.min([r["psnr"] for r in rows])), 3),
+        "video_psnr_db_outline_mean": round(float(np.mean([r["psnr_outline"] for r in rows])), 3),
+        "video_psnr_db_elsewhere_mean": round(float(np.mean([r["psnr_elsewhere"] for r in rows])), 3),
+        "video_outline_pixel_fraction": round(float(np.mean([r["outline_fraction"] for r in rows])), 4),
+        "video_outline_error_share": round(float(np.mean([r["outline_error_share"] for r in rows])), 4),
         "sync_offset_zero_video_roundtrip": float(np.mean([r["sync_video_roundtrip"] == 0 for r in rows])),
         "attribute_readback_video_roundtrip": float(np.mean([all(r["attributes"].values()) for r in rows])),
         "attribute_readback_by_name": {name: float(np.mean([r["attributes"][name] for r in rows])) for name in READ_ATTRIBUTES},

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from avgen.codecs.evaluation import evaluate_codecs, frames_to_video, video_to_frames
+from avgen.codecs.evaluation import evaluate_codecs, frames_to_video, outline_figures, outline_pixels, video_to_frames
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec
 
 
@@ -24,11 +24,39 @@ def test_frames_convert_losslessly():
     assert (video_to_frames(frames_to_video(frames)) == frames).all()
 
 
+def square_on_flat_ground() -> torch.Tensor:
+    """(1, 3, 2, 8, 8): a bright 4x4 square at rows and columns 2-5 on a dark ground, two frames."""
+    video = torch.full((1, 3, 2, 8, 8), -0.5)
+    video[..., 2:6, 2:6] = 0.5
+    return video
+
+
+def test_outline_pixels_are_where_colour_steps():
+    outline = outline_pixels(square_on_flat_ground())[0]
+    # a step against the upper or left neighbour: the square's top and left rows, and the ground just past its bottom and right
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[2, 2:6] = expected[6, 2:6] = expected[2:6, 2] = expected[2:6, 6] = True
+    assert outline.equal(expected)
+
+
+def test_outline_figures_split_the_error_by_where_it_lies():
+    video = square_on_flat_ground()
+    blurred_edges = video.clone()
+    blurred_edges[:, :, :, 2, 2:6] = 0.0  # the square's top row halfway to the ground: error 0.25 on outline pixels only
+    figures = outline_figures(blurred_edges, video)
+    assert figures["outline_error_share"] == pytest.approx(1.0)
+    assert figures["outline_fraction"] == pytest.approx(15 / 64)
+    assert figures["psnr_outline"] == pytest.approx(10 * torch.log10(torch.tensor(4 / (0.25 * 4 / 15))).item(), rel=1e-5)
+    assert figures["psnr_elsewhere"] > 100  # no error off the outlines
+
+
 def test_untrained_codecs_are_measured_and_fail_the_bars(untrained):
     figures = evaluate_codecs(untrained, clips=2, latent_frames=3)
     assert figures["frames_per_clip"] == 9
     assert figures["video_psnr_db_mean"] < 20  # random weights reconstruct nothing
     assert figures["streaming_decode_realtime_factor_one_thread"] > 0
+    assert 0 < figures["video_outline_pixel_fraction"] < 1 and 0 < figures["video_outline_error_share"] <= 1
+    assert figures["video_psnr_db_outline_mean"] < 20 and figures["video_psnr_db_elsewhere_mean"] < 20
     by_name = figures["attribute_readback_by_name"]
     assert set(by_name) == {"shape", "face_colour", "background"}
     assert figures["attribute_readback_video_roundtrip"] <= min(by_name.values())
