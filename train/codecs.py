@@ -63,10 +63,6 @@ class CodecTrainingConfig:
     envelope_weight: float = 0.0  # audio: speech-envelope term, what the sync metric reads
     # Train the decoder only: the latents, and so a generator trained on them, stay valid.
     freeze_encoder: bool = False
-    # Fine-tune the encoder too, but penalise (weight x mean square, in units of the init's
-    # latent std) how far its latents move from the init's: the decoder may learn to read
-    # detail the latents can carry, while a generator trained on the init's latents stays valid.
-    latent_anchor_weight: float = 0.0
     motion_weight: float = 0.0  # video: see avgen/training/motion.py (what fixed the lip sync)
     grad_clip: float = 1.0
     checkpoint_every: int = 250
@@ -84,8 +80,6 @@ class CodecTrainingConfig:
             raise ValueError(f"clip_frames must be 1 + 4k, got {self.clip_frames}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder fine-tunes a trained codec's decoder: give its folder with --init")
-        if self.latent_anchor_weight and (self.freeze_encoder or not self.init):
-            raise ValueError("latent_anchor_weight keeps a trained codec's latents while its encoder trains: give --init, not --freeze-encoder")
         if self.decoder_width is not None and (self.codec != "video" or not self.init):
             raise ValueError("decoder_width gives a trained video codec (--codec video --init FOLDER) a new decoder")
         if self.decoder_width is not None and self.decoder_width < 1:
@@ -107,7 +101,7 @@ def batches(config: CodecTrainingConfig, dataset: WorldDataset, start_step: int)
         step += 1
 
 
-def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor, audio: torch.Tensor, anchor: "LatentAnchor | None" = None) -> dict:
+def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor, audio: torch.Tensor) -> dict:
     if config.codec == "video":
         posterior = codec.encode(video).latent_dist
         latents = posterior.sample() if config.sample_posterior else posterior.mode()
@@ -124,8 +118,7 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
         terms["psnr"] = psnr(decoded.detach(), video).mean()
     else:
         posterior = codec.encode(audio).latent_dist
-        latents = posterior.mode()
-        decoded = codec.decode(posterior.sample() if config.sample_posterior else latents).sample
+        decoded = codec.decode(posterior.sample() if config.sample_posterior else posterior.mode()).sample
         world = WorldConfig()
         terms = {
             "l1": (decoded - audio).abs().mean(),
@@ -136,25 +129,7 @@ def reconstruction_loss(config: CodecTrainingConfig, codec, video: torch.Tensor,
         terms["loss"] = (
             terms["l1"] + config.stft_weight * terms["stft"] + config.envelope_weight * terms["envelope"] + config.kl_weight * terms["kl"]
         )
-    if anchor is not None:
-        terms["latent_shift"] = anchor.shift(latents, video if config.codec == "video" else audio)
-        terms["loss"] = terms["loss"] + config.latent_anchor_weight * terms["latent_shift"]
     return terms
-
-
-class LatentAnchor:
-    """The init codec's encoder, frozen: measures how far the training encoder's latents have moved."""
-
-    def __init__(self, init: VideoCodec | AudioCodec):
-        self.codec = init.eval().requires_grad_(False)
-        self.std = torch.tensor(init.config.latents_std or [1.0])  # (C,), or (1,) for an unnormalised codec
-
-    def shift(self, latents: torch.Tensor, media: torch.Tensor) -> torch.Tensor:
-        """Mean square of (latents - init latents) / init latent std; latents (B, C, ...) raw posterior means."""
-        with torch.no_grad():
-            reference = self.codec.encode(media).latent_dist.mode()
-        std = self.std.view(1, -1, *[1] * (latents.dim() - 2))
-        return (((latents - reference) / std) ** 2).mean()
 
 
 def trainable_parameters(config: CodecTrainingConfig, codec) -> list[torch.nn.Parameter]:
@@ -217,7 +192,6 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
     )
     codec_class = VideoCodec if config.codec == "video" else AudioCodec
     codec = tiny_video_codec() if config.codec == "video" else tiny_audio_codec()
-    anchor = LatentAnchor(codec_class.from_pretrained(config.init)) if config.latent_anchor_weight else None
     if config.init:
         codec = codec_class.from_pretrained(config.init)
         if config.decoder_width is not None:
@@ -243,7 +217,7 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
             group["lr"] = learning_rate(config, step)
         video, audio = next(data)
         began = time.perf_counter()
-        terms = reconstruction_loss(config, codec, video, audio, anchor)
+        terms = reconstruction_loss(config, codec, video, audio)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         norm = torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.grad_clip)
@@ -260,7 +234,7 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
             (target / "state.json").write_text(json.dumps({"step": step + 1}))
     metrics.close()
     codec.eval()
-    if config.freeze_encoder or anchor is not None:  # the init's latents (or close): a generator trained on them stays valid
+    if config.freeze_encoder:  # the init's encoder, so the init's latent statistics: the generator's latents stay as they were
         init = codec_class.load_config(config.init)
         codec.register_to_config(latents_mean=init["latents_mean"], latents_std=init["latents_std"])
     else:
