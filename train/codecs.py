@@ -8,6 +8,8 @@
     python train/codecs.py --codec video --init weights/avgen-tiny/vae --freeze-encoder \
         --decoder-width 16 --clip-frames 17 --steps 2000 --out runs/video-decoder-16
         (a new, wider video decoder, trained from scratch on the frozen encoder's latents)
+    python train/codecs.py --codec video --latent-channels 16 --clip-frames 17 --steps 3000 --out runs/video-codec-z16
+        (a fresh video codec whose latents keep 16 channels instead of the preset's 8)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.
@@ -36,7 +38,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from avgen.codecs import AudioCodec, VideoCodec  # noqa: E402
 from avgen.codecs.loading import ENCODER_MODULES  # noqa: E402
 from avgen.codecs.losses import envelope_decorrelation, multi_resolution_stft_distance, psnr  # noqa: E402
-from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec  # noqa: E402
+from avgen.codecs.presets import TINY_VIDEO, tiny_audio_codec, tiny_video_codec  # noqa: E402
 from avgen.training.metrics_log import truncate_after  # noqa: E402
 from avgen.training.motion import motion_loss_weight  # noqa: E402
 from avgen.training.schedule import warmup_cosine  # noqa: E402
@@ -71,6 +73,7 @@ class CodecTrainingConfig:
     out: str = "weights/avgen-tiny"
     cache_dir: str | None = None
     init: str | None = None  # start from an exported codec folder (e.g. weights/avgen-tiny/vae)
+    latent_channels: int | None = None  # video, a fresh codec: latent channels (the tiny preset's 8 when unset)
     decoder_width: int | None = None  # video: replace the init's decoder by a fresh one this wide (base channels)
 
     def __post_init__(self):
@@ -80,6 +83,10 @@ class CodecTrainingConfig:
             raise ValueError(f"clip_frames must be 1 + 4k, got {self.clip_frames}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder fine-tunes a trained codec's decoder: give its folder with --init")
+        if self.latent_channels is not None and (self.codec != "video" or self.init):
+            raise ValueError("latent_channels sizes a fresh video codec (--codec video, no --init)")
+        if self.latent_channels is not None and self.latent_channels < 1:
+            raise ValueError(f"latent_channels is a channel count, at least 1; got {self.latent_channels}")
         if self.decoder_width is not None and (self.codec != "video" or not self.init):
             raise ValueError("decoder_width gives a trained video codec (--codec video --init FOLDER) a new decoder")
         if self.decoder_width is not None and self.decoder_width < 1:
@@ -191,7 +198,7 @@ def train(config: CodecTrainingConfig, resume: bool) -> Path:
         seed=config.seed,
     )
     codec_class = VideoCodec if config.codec == "video" else AudioCodec
-    codec = tiny_video_codec() if config.codec == "video" else tiny_audio_codec()
+    codec = tiny_video_codec(config.latent_channels or TINY_VIDEO["z_dim"]) if config.codec == "video" else tiny_audio_codec()
     if config.init:
         codec = codec_class.from_pretrained(config.init)
         if config.decoder_width is not None:

@@ -34,8 +34,9 @@ TINY_AUDIO = dict(
 )
 
 
-def tiny_video_codec() -> VideoCodec:
-    return VideoCodec(**TINY_VIDEO)
+def tiny_video_codec(latent_channels: int = TINY_VIDEO["z_dim"]) -> VideoCodec:
+    """The tiny video codec, untrained; `latent_channels` sets how much each 8x8x4 patch of video keeps."""
+    return VideoCodec(**{**TINY_VIDEO, "z_dim": latent_channels, "latents_mean": [0.0] * latent_channels, "latents_std": [1.0] * latent_channels})
 
 
 def tiny_audio_codec() -> AudioCodec:

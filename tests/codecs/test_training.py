@@ -81,3 +81,17 @@ def test_a_new_decoder_width_needs_a_trained_video_codec(tmp_path):
     assert result.returncode != 0 and "--codec video --init" in result.stderr.splitlines()[-1]
     result = train(tmp_path, "--codec", "video", "--init", str(tmp_path), "--decoder-width", "0")
     assert result.returncode != 0 and "at least 1" in result.stderr.splitlines()[-1]
+
+
+def test_latent_channels_size_a_fresh_video_codec(tmp_path):
+    wide = train(tmp_path, "--codec", "video", "--clip-frames", "5", "--steps", "1", "--latent-channels", "4")
+    assert wide.returncode == 0, wide.stderr
+    config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    assert config["z_dim"] == 4 and len(config["latents_mean"]) == len(config["latents_std"]) == 4
+
+
+def test_latent_channels_need_a_fresh_video_codec(tmp_path):
+    result = train(tmp_path, "--steps", "1", "--latent-channels", "16")
+    assert result.returncode != 0 and "no --init" in result.stderr.splitlines()[-1]
+    result = train(tmp_path, "--codec", "video", "--latent-channels", "0")
+    assert result.returncode != 0 and "at least 1" in result.stderr.splitlines()[-1]
