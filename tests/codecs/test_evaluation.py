@@ -33,7 +33,7 @@ def square_on_flat_ground() -> torch.Tensor:
 
 def test_outline_pixels_are_where_colour_steps():
     outline = outline_pixels(square_on_flat_ground())[0]
-    # a step against the upper or left neighbour: the square's top and left rows, and the ground just past its bottom and right
+    # a step against the upper or left neighbour: the square's top row and left column, the ground just below and right of it
     expected = torch.zeros(8, 8, dtype=torch.bool)
     expected[2, 2:6] = expected[6, 2:6] = expected[2:6, 2] = expected[2:6, 6] = True
     assert outline.equal(expected)

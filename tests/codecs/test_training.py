@@ -84,8 +84,8 @@ def test_a_new_decoder_width_needs_a_trained_video_codec(tmp_path):
 
 
 def test_latent_channels_size_a_fresh_video_codec(tmp_path):
-    wide = train(tmp_path, "--codec", "video", "--clip-frames", "5", "--steps", "1", "--latent-channels", "4")
-    assert wide.returncode == 0, wide.stderr
+    result = train(tmp_path, "--codec", "video", "--clip-frames", "5", "--steps", "1", "--latent-channels", "4")
+    assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "vae" / "config.json").read_text())
     assert config["z_dim"] == 4 and len(config["latents_mean"]) == len(config["latents_std"]) == 4
 
