@@ -15,7 +15,7 @@ import torch
 
 from avgen.codecs.audio import AudioCodec
 from avgen.codecs.loading import load_codecs
-from avgen.codecs.losses import multi_resolution_stft_distance, psnr
+from avgen.codecs.losses import multi_resolution_stft_distance, psnr, psnr_from_mse
 from avgen.codecs.video import VideoCodec
 from avgen.metrics.attributes import READ_ATTRIBUTES, read_attributes
 from avgen.metrics.sync import audio_envelope, measure_sync
@@ -51,13 +51,9 @@ def outline_figures(decoded: torch.Tensor, video: torch.Tensor) -> dict:
     """Where the reconstruction error lies: PSNR on outline pixels and elsewhere, and the outlines' share of it."""
     error = (decoded - video).square().mean(1)[0]  # (F, H, W)
     outline = outline_pixels(video)
-
-    def psnr_of(pixels: torch.Tensor) -> float:
-        return float(10 * torch.log10(4.0 / pixels.mean().clamp_min(1e-12)))
-
     return {
-        "psnr_outline": psnr_of(error[outline]),
-        "psnr_elsewhere": psnr_of(error[~outline]),
+        "psnr_outline": float(psnr_from_mse(error[outline].mean())),
+        "psnr_elsewhere": float(psnr_from_mse(error[~outline].mean())),
         "outline_fraction": float(outline.float().mean()),
         "outline_error_share": float(error[outline].sum() / error.sum().clamp_min(1e-12)),
     }

@@ -64,7 +64,11 @@ def envelope_decorrelation(predicted: torch.Tensor, target: torch.Tensor, sample
     return (1 - correlation).mean()
 
 
-def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB of videos in [-1, 1] (peak-to-peak 2), per batch item, (B,)."""
-    mse = ((predicted - target) ** 2).flatten(1).mean(dim=1)
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of a mean squared error of pixels in [-1, 1] (peak-to-peak 2)."""
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
+
+
+def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of videos in [-1, 1], per batch item, (B,)."""
+    return psnr_from_mse(((predicted - target) ** 2).flatten(1).mean(dim=1))
