@@ -5,7 +5,7 @@
     avgen eval-media clip.mp4 [--prompt "..."]
     avgen bench world [--clips 200] [--json]
     avgen bench model [--preset tiny] [--chunks 100] [--json]
-    avgen eval codecs [--model weights/avgen-tiny] [--clips 50] [--json]
+    avgen eval codecs [--model weights/avgen-tiny] [--clips 50] [--reference FOLDER] [--json]
 
 Errors a user can cause print one line that says what to do and exit with status 2.
 """
@@ -186,7 +186,9 @@ def eval_model(args: argparse.Namespace) -> int:
 def eval_codecs(args: argparse.Namespace) -> int:
     from avgen.codecs.evaluation import evaluate_codecs
 
-    figures = evaluate_codecs(args.model, clips=args.clips, latent_frames=args.latent_frames, progress=not args.json)
+    figures = evaluate_codecs(
+        args.model, clips=args.clips, latent_frames=args.latent_frames, progress=not args.json, reference=args.reference
+    )
     _print_figures(figures, args.json)
     return 0
 
@@ -337,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     codecs.add_argument("--model", default="weights/avgen-tiny", help="model folder with vae/ and audio_codec/")
     codecs.add_argument("--clips", type=_positive_int, default=50, help="held-out clips (default 50)")
     codecs.add_argument("--latent-frames", type=_positive_int, default=41, help="latent frames per clip (41: 10 s)")
+    codecs.add_argument(
+        "--reference",
+        help="another model folder: also report how far the latents moved from its codecs' (a generator trained on those)",
+    )
     codecs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     codecs.set_defaults(run=eval_codecs)
     return parser

@@ -59,16 +59,43 @@ def outline_figures(decoded: torch.Tensor, video: torch.Tensor) -> dict:
     }
 
 
+def latent_shift(latents: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean square difference between two codecs' latents of one clip, over the reference latents' variance.
+
+    A generator trained on the reference codec's latents meets this codec's as its training
+    latents plus an error of this share of their variance: 0 for the same encoder, 2 for
+    unrelated latents of the same spread.
+    """
+    if latents.shape != reference.shape:
+        raise ValueError(
+            f"the reference codec's latents are {tuple(reference.shape)} and this codec's {tuple(latents.shape)}: "
+            "compare codecs whose latents have the same shape"
+        )
+    return float((latents - reference).square().mean() / reference.var())
+
+
 def folder_megabytes(folder: Path) -> float:
     return round(sum(path.stat().st_size for path in folder.glob("*.safetensors")) / 1e6, 3)
 
 
-def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41, seed: int = 0, progress: bool = False) -> dict:
-    """Figures over `clips` held-out clips of 1 + 4 * (latent_frames - 1) frames (41: 161 frames, 10 s)."""
+def evaluate_codecs(
+    model: str | Path,
+    clips: int = 50,
+    latent_frames: int = 41,
+    seed: int = 0,
+    progress: bool = False,
+    reference: str | Path | None = None,
+) -> dict:
+    """Figures over `clips` held-out clips of 1 + 4 * (latent_frames - 1) frames (41: 161 frames, 10 s).
+
+    With `reference` (another weights folder) also how far this model's latents moved from the
+    reference codecs' (`latent_shift`): whether a generator trained on those still fits.
+    """
     video_codec, audio_codec = load_codecs(model)
+    reference_codecs = load_codecs(reference) if reference is not None else None
     config = WorldConfig()
     num_frames = 1 + video_codec.temporal_compression * (latent_frames - 1)
-    rows = []
+    rows, shifts = [], []  # shifts: (video, audio) per clip, with a reference
     iterator = range(seed, seed + clips)
     if progress:
         from tqdm.auto import tqdm
@@ -80,8 +107,12 @@ def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41,
         video = frames_to_video(chunk.frames)
         audio = torch.from_numpy(chunk.audio)[None]  # (1, 1, S)
         with torch.no_grad():
-            video_out = video_codec.decode_latents(video_codec.encode_latents(video))
-            audio_out = audio_codec.decode_latents(audio_codec.encode_latents(audio))
+            video_latents, audio_latents = video_codec.encode_latents(video), audio_codec.encode_latents(audio)
+            video_out, audio_out = video_codec.decode_latents(video_latents), audio_codec.decode_latents(audio_latents)
+            if reference_codecs is not None:
+                reference_video, reference_audio = reference_codecs
+                video_shift = latent_shift(video_latents, reference_video.encode_latents(video))
+                shifts.append((video_shift, latent_shift(audio_latents, reference_audio.encode_latents(audio))))
         frames_out = video_to_frames(video_out)
         samples_out = audio_out[0].numpy()
         truth = {name: getattr(clip.character, name) for name in READ_ATTRIBUTES}
@@ -100,7 +131,7 @@ def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41,
             }
         )
     model = Path(model)
-    return {
+    figures = {
         "clips": clips,
         "frames_per_clip": num_frames,
         "split": "held-out",
@@ -121,6 +152,11 @@ def evaluate_codecs(model: str | Path, clips: int = 50, latent_frames: int = 41,
         "video_codec_megabytes": folder_megabytes(model / "vae"),
         "audio_codec_megabytes": folder_megabytes(model / "audio_codec"),
     }
+    if reference_codecs is not None:
+        figures["reference"] = str(reference)
+        figures["video_latent_shift"] = round(float(np.mean([video for video, _ in shifts])), 5)
+        figures["audio_latent_shift"] = round(float(np.mean([audio for _, audio in shifts])), 5)
+    return figures
 
 
 def streaming_speed(video_codec: VideoCodec, audio_codec: AudioCodec, config: WorldConfig, seconds: float = 10.0) -> float:

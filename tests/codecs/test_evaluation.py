@@ -6,7 +6,14 @@ import sys
 import pytest
 import torch
 
-from avgen.codecs.evaluation import evaluate_codecs, frames_to_video, outline_figures, outline_pixels, video_to_frames
+from avgen.codecs.evaluation import (
+    evaluate_codecs,
+    frames_to_video,
+    latent_shift,
+    outline_figures,
+    outline_pixels,
+    video_to_frames,
+)
 from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec
 
 
@@ -48,6 +55,26 @@ def test_outline_figures_split_the_error_by_where_it_lies():
     assert figures["outline_fraction"] == pytest.approx(15 / 64)
     assert figures["psnr_outline"] == pytest.approx(10 * torch.log10(torch.tensor(4 / (0.25 * 4 / 15))).item(), rel=1e-5)
     assert figures["psnr_elsewhere"] > 100  # no error off the outlines
+
+
+def test_latent_shift_is_the_difference_in_units_of_the_reference_variance():
+    reference = torch.tensor([[-1.0, 1.0]])  # variance 2 (unbiased)
+    assert latent_shift(reference, reference) == 0
+    assert latent_shift(reference + 1, reference) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="the same shape"):
+        latent_shift(torch.zeros(1, 4), reference)
+
+
+def test_a_reference_model_reports_how_far_the_latents_moved(untrained, tmp_path):
+    same = evaluate_codecs(untrained, clips=1, latent_frames=2, reference=untrained)
+    assert same["video_latent_shift"] == 0 and same["audio_latent_shift"] == 0
+    torch.manual_seed(1)  # another untrained encoder: unrelated latents
+    tiny_video_codec().save_pretrained(tmp_path / "vae")
+    tiny_audio_codec().save_pretrained(tmp_path / "audio_codec")
+    other = evaluate_codecs(untrained, clips=1, latent_frames=2, reference=tmp_path)
+    assert other["video_latent_shift"] > 0.1 and other["audio_latent_shift"] > 0.1
+    assert other["reference"] == str(tmp_path)
+    assert "video_latent_shift" not in evaluate_codecs(untrained, clips=1, latent_frames=2)
 
 
 def test_untrained_codecs_are_measured_and_fail_the_bars(untrained):
