@@ -10,6 +10,10 @@
         (a new, wider video decoder, trained from scratch on the frozen encoder's latents)
     python train/codecs.py --codec video --latent-channels 16 --clip-frames 17 --steps 3000 --out runs/video-codec-z16
         (a fresh video codec whose latents keep 16 channels instead of the preset's 8)
+    python train/codecs.py --codec video --init weights/avgen-tiny/vae --clip-frames 17 \
+        --learning-rate 5e-5 --motion-weight 4 --steps 3000 --out runs/video-codec-joint
+        (encoder and decoder trained on at a low rate: the latents move a little, which
+        `avgen eval codecs --model runs/NEW --reference weights/avgen-tiny` measures)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.
