@@ -1,4 +1,4 @@
-"""Train the tiny streaming codecs on world clips and save them in diffusers layout.
+r"""Train the tiny streaming codecs on world clips and save them in diffusers layout.
 
     python train/codecs.py --codec video --steps 3000 --out weights/avgen-tiny
     python train/codecs.py --codec audio --steps 3000 --out weights/avgen-tiny
@@ -13,7 +13,7 @@
     python train/codecs.py --codec video --init weights/avgen-tiny/vae --clip-frames 17 \
         --learning-rate 5e-5 --motion-weight 4 --steps 3000 --out runs/video-codec-joint
         (encoder and decoder trained on at a low rate: the latents move a little, which
-        `avgen eval codecs --model runs/NEW --reference weights/avgen-tiny` measures)
+        `avgen eval codecs --reference weights/avgen-tiny` measures)
 
 Each run checkpoints every --checkpoint-every steps under OUT/checkpoints/CODEC (weights as
 safetensors, optimizer state beside them) and continues from the newest one with --resume.
