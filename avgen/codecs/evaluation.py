@@ -74,6 +74,22 @@ def latent_shift(latents: torch.Tensor, reference: torch.Tensor) -> float:
     return float((latents - reference).square().mean() / reference.var())
 
 
+def has_latent_statistics(codec: VideoCodec | AudioCodec) -> bool:
+    """Whether `codec` normalises its latents by a measured mean/std (training checkpoints keep them raw)."""
+    mean, std = codec.config.latents_mean, codec.config.latents_std
+    return bool(mean) and not (all(value == 0 for value in mean) and all(value == 1 for value in std))
+
+
+def check_comparable(codecs: tuple, reference_codecs: tuple, model: str | Path, reference: str | Path) -> None:
+    """Raw latents against normalised ones would measure the normalisation, not how far the encoder moved."""
+    for name, codec, reference_codec in zip(("video", "audio"), codecs, reference_codecs):
+        if has_latent_statistics(reference_codec) and not has_latent_statistics(codec):
+            raise ValueError(
+                f"{model}'s {name} codec has no latent mean/std (a training checkpoint?), so its latents cannot be compared "
+                f"with {reference}'s: use the codec that train/codecs.py saves at the end of a run"
+            )
+
+
 def folder_megabytes(folder: Path) -> float:
     return round(sum(path.stat().st_size for path in folder.glob("*.safetensors")) / 1e6, 3)
 
@@ -93,6 +109,8 @@ def evaluate_codecs(
     """
     video_codec, audio_codec = load_codecs(model)
     reference_codecs = load_codecs(reference) if reference is not None else None
+    if reference_codecs is not None:
+        check_comparable((video_codec, audio_codec), reference_codecs, model, reference)
     config = WorldConfig()
     num_frames = 1 + video_codec.temporal_compression * (latent_frames - 1)
     rows, shifts = [], []  # shifts: (video, audio) per clip, with a reference

@@ -77,6 +77,15 @@ def test_a_reference_model_reports_how_far_the_latents_moved(untrained, tmp_path
     assert "video_latent_shift" not in evaluate_codecs(untrained, clips=1, latent_frames=2)
 
 
+def test_a_checkpoint_without_latent_statistics_is_not_compared_with_a_normalised_reference(untrained, tmp_path):
+    normalised = tiny_video_codec()
+    normalised.register_to_config(latents_mean=[0.1] * 8, latents_std=[0.5] * 8)
+    normalised.save_pretrained(tmp_path / "vae")
+    tiny_audio_codec().save_pretrained(tmp_path / "audio_codec")
+    with pytest.raises(ValueError, match="video codec has no latent mean/std"):
+        evaluate_codecs(untrained, clips=1, latent_frames=2, reference=tmp_path)
+
+
 def test_untrained_codecs_are_measured_and_fail_the_bars(untrained):
     figures = evaluate_codecs(untrained, clips=2, latent_frames=3)
     assert figures["frames_per_clip"] == 9
