@@ -108,12 +108,13 @@ def evaluate_codecs(
     reference codecs' (`latent_shift`): whether a generator trained on those still fits.
     """
     video_codec, audio_codec = load_codecs(model)
-    reference_codecs = load_codecs(reference) if reference is not None else None
-    if reference_codecs is not None:
+    reference_codecs = None
+    if reference is not None:
+        reference_codecs = load_codecs(reference)
         check_comparable((video_codec, audio_codec), reference_codecs, model, reference)
     config = WorldConfig()
     num_frames = 1 + video_codec.temporal_compression * (latent_frames - 1)
-    rows, shifts = [], []  # shifts: (video, audio) per clip, with a reference
+    rows = []
     iterator = range(seed, seed + clips)
     if progress:
         from tqdm.auto import tqdm
@@ -127,10 +128,11 @@ def evaluate_codecs(
         with torch.no_grad():
             video_latents, audio_latents = video_codec.encode_latents(video), audio_codec.encode_latents(audio)
             video_out, audio_out = video_codec.decode_latents(video_latents), audio_codec.decode_latents(audio_latents)
+            shifts = {}
             if reference_codecs is not None:
                 reference_video, reference_audio = reference_codecs
-                video_shift = latent_shift(video_latents, reference_video.encode_latents(video))
-                shifts.append((video_shift, latent_shift(audio_latents, reference_audio.encode_latents(audio))))
+                shifts["video_latent_shift"] = latent_shift(video_latents, reference_video.encode_latents(video))
+                shifts["audio_latent_shift"] = latent_shift(audio_latents, reference_audio.encode_latents(audio))
         frames_out = video_to_frames(video_out)
         samples_out = audio_out[0].numpy()
         truth = {name: getattr(clip.character, name) for name in READ_ATTRIBUTES}
@@ -146,6 +148,7 @@ def evaluate_codecs(
                 "attributes": {name: reading[name] == truth[name] for name in READ_ATTRIBUTES},
                 "envelope_correlation": float(np.corrcoef(original_envelope, decoded_envelope)[0, 1]),
                 "stft_distance": float(multi_resolution_stft_distance(audio_out, audio)),
+                **shifts,
             }
         )
     model = Path(model)
@@ -172,8 +175,8 @@ def evaluate_codecs(
     }
     if reference_codecs is not None:
         figures["reference"] = str(reference)
-        figures["video_latent_shift"] = round(float(np.mean([video for video, _ in shifts])), 5)
-        figures["audio_latent_shift"] = round(float(np.mean([audio for _, audio in shifts])), 5)
+        for name in ("video_latent_shift", "audio_latent_shift"):
+            figures[name] = round(float(np.mean([r[name] for r in rows])), 5)
     return figures
 
 
