@@ -5,7 +5,8 @@ IMAGEIO_FFMPEG_EXE); ffprobe is not needed. Files are written to a temporary nam
 the target and renamed only when ffmpeg succeeded, so a failed write never leaves a
 half-written file behind.
 
-Layouts at this boundary: frames (F, H, W, 3) uint8 RGB; audio (channels, S) float32 in [-1, 1].
+Layouts at this boundary: frames (F, H, W, 3) uint8 RGB; audio (channels, S) float32 in [-1, 1],
+or None for a video-only file.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def ffmpeg_exe() -> str:
 def write_mp4(
     path: str | os.PathLike,
     frames: np.ndarray,
-    audio: np.ndarray,
+    audio: np.ndarray | None,
     fps: float,
-    sample_rate: int,
+    sample_rate: int | None,
     metadata: dict[str, str] | None = None,
     audio_codec: str = "aac",
 ) -> Path:
@@ -81,14 +82,15 @@ def write_mp4(
 
     Args:
         frames: (F, H, W, 3) uint8, H and W even.
-        audio: (channels, S) float in [-1, 1], 1 or 2 channels, covering the same time as the frames.
+        audio: (channels, S) float in [-1, 1], 1 or 2 channels, covering the same time as the frames;
+            None writes video only (sample_rate None too).
         metadata: container tags, e.g. {"comment": prompt}.
         audio_codec: "aac", or "flac" for a file whose audio is decoded again and must come back
             sample-exact (AAC adds the encoder's priming and pads its last frame).
     """
     if audio_codec not in AUDIO_CODECS:
         raise ValueError(f"audio_codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")
-    extra = [*AUDIO_CODECS[audio_codec], "-movflags", "+faststart", "-f", "mp4"]
+    extra = [*(AUDIO_CODECS[audio_codec] if audio is not None else []), "-movflags", "+faststart", "-f", "mp4"]
     for key, value in (metadata or {}).items():
         extra += ["-metadata", f"{key}={value}"]
     return _encode(path, frames, audio, fps, sample_rate, extra)
@@ -97,16 +99,16 @@ def write_mp4(
 def write_ts_segment(
     path: str | os.PathLike,
     frames: np.ndarray,
-    audio: np.ndarray,
+    audio: np.ndarray | None,
     fps: float,
-    sample_rate: int,
+    sample_rate: int | None,
     start_seconds: float = 0.0,
 ) -> Path:
     """Write one MPEG-TS segment (H.264 + AAC) whose timestamps start at `start_seconds`.
 
     Consecutive segments of a stream play back to back (HLS, Gradio's streaming video).
     """
-    extra = [*AUDIO_CODECS["aac"], "-output_ts_offset", f"{start_seconds:.6f}", "-muxdelay", "0", "-f", "mpegts"]
+    extra = [*(AUDIO_CODECS["aac"] if audio is not None else []), "-output_ts_offset", f"{start_seconds:.6f}", "-muxdelay", "0", "-f", "mpegts"]
     return _encode(path, frames, audio, fps, sample_rate, extra)
 
 
@@ -182,20 +184,22 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def _encode(path, frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int, extra: list[str]) -> Path:
+def _encode(path, frames: np.ndarray, audio: np.ndarray | None, fps: float, sample_rate: int | None, extra: list[str]) -> Path:
     frames, audio = _check_av(frames, audio, fps, sample_rate)
     path = check_writable(path)
     F, H, W, _ = frames.shape
-    channels = audio.shape[0]
     with tempfile.TemporaryDirectory(prefix="avgen-") as scratch:
-        audio_file = Path(scratch) / "audio.f32"
-        np.ascontiguousarray(audio.T, dtype="<f4").tofile(audio_file)  # interleaved (S, channels)
+        sound_input, sound_map = [], []
+        if audio is not None:
+            audio_file = Path(scratch) / "audio.f32"
+            np.ascontiguousarray(audio.T, dtype="<f4").tofile(audio_file)  # interleaved (S, channels)
+            sound_input = ["-f", "f32le", "-ar", str(sample_rate), "-ac", str(audio.shape[0]), "-i", str(audio_file)]
+            sound_map = ["-map", "1:a:0"]
         # fmt: off
         command = [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", f"{fps}", "-i", "pipe:0",
-            "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", str(audio_file),
-            "-map", "0:v:0", "-map", "1:a:0",
+            *sound_input, "-map", "0:v:0", *sound_map,
             "-c:v", "libx264", "-preset", "veryfast", "-crf", str(VIDEO_CRF), "-pix_fmt", "yuv420p",
             *extra,
         ]
@@ -210,9 +214,8 @@ def _encode(path, frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate
     return path
 
 
-def _check_av(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_av(frames: np.ndarray, audio: np.ndarray | None, fps: float, sample_rate: int | None) -> tuple[np.ndarray, np.ndarray | None]:
     frames = np.asarray(frames)
-    audio = np.asarray(audio, dtype=np.float32)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (F, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
     F, H, W, _ = frames.shape
@@ -220,16 +223,32 @@ def _check_av(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: in
         raise ValueError("frames is empty: there is nothing to write")
     if H % 2 or W % 2:
         raise ValueError(f"frame height and width must be even for H.264, got {H}x{W}")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if audio is None:
+        return frames, None
+    audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2 or audio.shape[0] not in (1, 2):
         raise ValueError(f"audio must be (channels, samples) with 1 or 2 channels, got {tuple(audio.shape)}")
-    if fps <= 0 or sample_rate <= 0:
-        raise ValueError(f"fps and sample_rate must be positive, got {fps} and {sample_rate}")
+    if sample_rate is None or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     video_seconds, audio_seconds = F / fps, audio.shape[1] / sample_rate
     if abs(video_seconds - audio_seconds) > 1.0 / fps:
         raise ValueError(
             f"audio ({audio_seconds:.3f} s) and frames ({video_seconds:.3f} s) must cover the same time, within one frame"
         )
     return frames, audio
+
+
+def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (height, width, 3) uint8: resized to cover the frame (aspect kept), centre-cropped."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = max(height / h, width / w)
+    resized = Image.fromarray(image).resize((max(width, round(w * scale)), max(height, round(h * scale))), Image.LANCZOS)
+    left, top = (resized.width - width) // 2, (resized.height - height) // 2
+    return np.asarray(resized.crop((left, top, left + width, top + height)))
 
 
 def _decode(path: Path, output: list[str], before_input: tuple[str, ...] = ()) -> bytes:

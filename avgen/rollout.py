@@ -11,6 +11,10 @@ yielded, and a fresh noise chunk enters at level 1. With window = L this is Roll
 Forcing's one-chunk-per-forward steady state, with a warm-up of partial windows at the start
 and a flush at the end; with window = 1 it is chunk-wise autoregression with L steps per
 chunk (Mutual Forcing's sampler).
+
+Each forward's velocities move the chunks by the scheduler's rule: avgen's deterministic
+shortcut jump, or the official Self-Forcing family's x0 + fresh noise (`renoise`). The
+modalities are whatever the model has: a chunk's audio is None for a video-only model.
 """
 
 from __future__ import annotations
@@ -20,19 +24,29 @@ from dataclasses import dataclass, field
 
 import torch
 
-from avgen.models.kv_cache import KVCache
+from avgen.models.kv_cache import KVCache, Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.scheduler import FlowMatchShortcutScheduler
 
 
 @dataclass
 class LatentChunk:
-    """One chunk's latents: video (B, C, f, h, w), audio (B, C, a)."""
+    """One chunk's latents: video (B, C, f, h, w) and audio (B, C, a); None for a modality the model lacks."""
 
     index: int
-    video: torch.Tensor
-    audio: torch.Tensor
+    video: torch.Tensor | None
+    audio: torch.Tensor | None
     level: int = 0  # steps taken (0: pure noise, L: final)
+
+    @property
+    def batch(self) -> int:
+        return (self.video if self.video is not None else self.audio).shape[0]
+
+
+def _window(chunks: list[LatentChunk], kind: str) -> torch.Tensor | None:
+    """The window's latents of one modality, chunks joined along time; None when absent."""
+    parts = [getattr(chunk, kind) for chunk in chunks]
+    return None if parts[0] is None else torch.cat(parts, dim=2)
 
 
 @dataclass
@@ -49,14 +63,17 @@ class Denoiser:
     guidance_scale: float = 1.0
     sink: int = 1
     cache_window: int = 4
+    reach: Reach = Reach()
+    refresh_reach: Reach | None = None
+    sink_positions: str = "rerotated"
     caches: dict[str, KVCache] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.caches["cond"] = KVCache(self.sink, self.cache_window)
-        if self.guided:
-            if self.negative_prompt_embeds is None:
-                raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
-            self.caches["uncond"] = KVCache(self.sink, self.cache_window)
+        branches = ["cond", "uncond"] if self.guided else ["cond"]
+        if self.guided and self.negative_prompt_embeds is None:
+            raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
+        for branch in branches:
+            self.caches[branch] = KVCache(self.sink, self.cache_window, self.reach, self.refresh_reach, self.sink_positions)
 
     @property
     def guided(self) -> bool:
@@ -70,8 +87,8 @@ class Denoiser:
         self.prompt_embeds = prompt_embeds
         self.caches["cond"].clear_text()
 
-    def velocity(self, video, audio, timestep, step) -> tuple[torch.Tensor, torch.Tensor]:
-        """Velocities of a window of chunks.
+    def velocity(self, video, audio, timestep, step) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Velocities of a window of chunks (None for an absent modality).
 
         Args:
             timestep, step: (video, audio) pairs of (B, Nc) per-chunk levels and step sizes.
@@ -86,9 +103,13 @@ class Denoiser:
         if not self.guided:
             return cond.video, cond.audio
         uncond, scale = outputs["uncond"], self.guidance_scale
-        return uncond.video + scale * (cond.video - uncond.video), uncond.audio + scale * (cond.audio - uncond.audio)
 
-    def refresh(self, video: torch.Tensor, audio: torch.Tensor) -> None:
+        def guided(c, u):
+            return None if c is None else u + scale * (c - u)
+
+        return guided(cond.video, uncond.video), guided(cond.audio, uncond.audio)
+
+    def refresh(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> None:
         """Write a final chunk's clean keys/values into every branch's cache."""
         for branch, cache in self.caches.items():
             self.transformer.refresh(cache, video, audio, encoder_hidden_states=self._embeds(branch))
@@ -96,25 +117,34 @@ class Denoiser:
 
 def rollout(
     denoiser: Denoiser,
-    noise: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    noise: Callable[[int], tuple[torch.Tensor | None, torch.Tensor | None]],
     levels: torch.Tensor,
     window: int,
     few_step: bool,
     num_chunks: int | None = None,
     first: LatentChunk | None = None,
     given_audio: Callable[[int], torch.Tensor] | None = None,
+    renoise: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    sigmas: torch.Tensor | None = None,
     on_tick: Callable[[int, list[LatentChunk], torch.Tensor], None] | None = None,
     before_tick: Callable[[int, list[LatentChunk], torch.Tensor, torch.Tensor], None] | None = None,
 ) -> Iterator[LatentChunk]:
     """Yield final latent chunks in order, `num_chunks` of them or forever when None.
 
     Args:
-        noise: chunk index -> fresh noise (video, audio) for that chunk.
+        noise: chunk index -> fresh noise (video, audio) for that chunk (None for an absent modality).
         levels: (L + 1,) noise levels from 1 down to 0.
         window: chunks denoised jointly; must divide L.
         few_step: pass step sizes d = t - t_next (few-step mode) instead of d = 0 (multi-step mode).
         first: an already clean chunk 0 (a reference image); it is refreshed and yielded first.
         given_audio: chunk index -> clean audio latents that drive the video (audio stays at t = 0).
+        renoise: (modality, window latents) -> fresh noise shaped like them. Given, each chunk
+            moves by x0 + re-noise: oldest first, every chunk not yet at its last level draws
+            noise the size of the whole window and takes its own frames, in the order and
+            layout the official Rolling Forcing and Self-Forcing samplers draw theirs. None:
+            avgen's deterministic shortcut jump.
+        sigmas: (L + 1,) noise scale of each level for the update, when it differs from the level the
+            network is told (an unwarped official timestep list); default: the levels.
         on_tick: called after every forward with (tick, window chunks, their new levels).
         before_tick: called before every forward with (tick, window chunks, levels t, levels t_next);
             training computes its rolling-window loss here, on the window the forward is about to see.
@@ -123,6 +153,7 @@ def rollout(
     if window < 1 or steps % window:
         raise ValueError(f"the window ({window} chunks) must divide the number of steps ({steps})")
     stagger = steps // window
+    sigmas = levels if sigmas is None else sigmas
     next_index = 0
     if first is not None:
         denoiser.refresh(first.video, first.audio)
@@ -140,7 +171,7 @@ def rollout(
             next_index += 1
         if not active:
             return
-        batch = active[0].video.shape[0]
+        batch = active[0].batch
         t = torch.stack([levels[chunk.level] for chunk in active])  # (Nc,)
         t_next = torch.stack([levels[chunk.level + 1] for chunk in active])
         if before_tick is not None:
@@ -148,17 +179,33 @@ def rollout(
         timestep = t[None].expand(batch, -1)
         step = (t - t_next)[None].expand(batch, -1) if few_step else torch.zeros_like(timestep)
         audio_timestep = torch.zeros_like(timestep) if given_audio is not None else timestep
-        video_velocity, audio_velocity = denoiser.velocity(
-            torch.cat([c.video for c in active], dim=2),
-            torch.cat([c.audio for c in active], dim=2),
-            (timestep, audio_timestep),
-            (step, torch.zeros_like(step) if given_audio is not None else step),
+        windows = {kind: _window(active, kind) for kind in ("video", "audio")}
+        velocities = dict(
+            zip(
+                ("video", "audio"),
+                denoiser.velocity(
+                    windows["video"],
+                    windows["audio"],
+                    (timestep, audio_timestep),
+                    (step, torch.zeros_like(step) if given_audio is not None else step),
+                ),
+            )
         )
-        frames, samples = active[0].video.shape[2], active[0].audio.shape[2]
+        moving = [kind for kind, latents in windows.items() if latents is not None and not (kind == "audio" and given_audio is not None)]
         for i, chunk in enumerate(active):
-            chunk.video = FlowMatchShortcutScheduler.step(chunk.video, video_velocity[:, :, i * frames : (i + 1) * frames], t[i], t_next[i])
-            if given_audio is None:
-                chunk.audio = FlowMatchShortcutScheduler.step(chunk.audio, audio_velocity[:, :, i * samples : (i + 1) * samples], t[i], t_next[i])
+            for kind in moving:
+                latents = getattr(chunk, kind)
+                span = slice(i * latents.shape[2], (i + 1) * latents.shape[2])
+                velocity = velocities[kind][:, :, span]
+                sigma, sigma_next = sigmas[chunk.level], sigmas[chunk.level + 1]
+                if renoise is None:
+                    moved = FlowMatchShortcutScheduler.step(latents, velocity, sigma, sigma_next)
+                else:
+                    moved = FlowMatchShortcutScheduler.predict_clean(latents, velocity, sigma)
+                    if chunk.level + 1 < steps:
+                        fresh = renoise(kind, windows[kind])[:, :, span]
+                        moved = FlowMatchShortcutScheduler.add_noise(moved, fresh, sigma_next)
+                setattr(chunk, kind, moved)
             chunk.level += 1
         if on_tick is not None:
             on_tick(tick, active, t_next)

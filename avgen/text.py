@@ -100,12 +100,15 @@ class WorldTextEncoder(ModelMixin, ConfigMixin):
         return hidden.masked_fill(padding[..., None], 0.0)
 
 
-def encode_prompts(text_encoder, tokenizer, prompts: list[str], device, dtype) -> torch.Tensor:
-    """(B, L, text_dim) embeddings of `prompts` with either kind of encoder."""
+def encode_prompts(text_encoder, tokenizer, prompts: list[str], device, dtype, max_length: int = 512) -> torch.Tensor:
+    """(B, L, text_dim) embeddings of `prompts` with either kind of encoder.
+
+    `max_length`: tokens of a transformers encoder's output (Wan's umT5: 512).
+    """
     if isinstance(text_encoder, WorldTextEncoder):
         embeddings = text_encoder(text_encoder.tokenize(prompts))
-    else:  # a transformers encoder (umT5) with its tokenizer, as in Wan: 512 tokens, padding zeroed
-        inputs = tokenizer(prompts, padding="max_length", max_length=512, truncation=True, return_tensors="pt")
+    else:  # a transformers encoder (umT5) with its tokenizer, as in Wan: max_length tokens, padding zeroed
+        inputs = tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
         mask = inputs.attention_mask.to(text_encoder.device)
         embeddings = text_encoder(inputs.input_ids.to(text_encoder.device), mask).last_hidden_state
         embeddings = embeddings * mask[..., None]

@@ -18,9 +18,12 @@ class RollingForcingPipeline(AVStreamingPipeline):
         for chunk in pipe.stream("A red round face ...", seconds=30):
             ...
 
-    `window` defaults to `num_inference_steps` (one level per chunk in the window); a
-    window of 1 is plain chunk-wise few-step generation.
+    `window` defaults to the folder's (a converted chunk-wise checkpoint's is 1), else to
+    `num_inference_steps` (one level per chunk in the window); a window of 1 is plain
+    chunk-wise few-step generation.
     """
 
     def schedule(self, num_inference_steps: int, window: int | None) -> tuple[int, bool]:
-        return (num_inference_steps if window is None else window), True
+        if window is None:
+            window = self.config.window or num_inference_steps
+        return window, True

@@ -16,27 +16,34 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from avgen.codecs.audio import AudioCodec
 from avgen.codecs.av import AVDecoder, audio_latents_per_frame, audio_lead_in
 from avgen.codecs.video import VideoCodec
+from avgen.media import fit_image
+from avgen.models.kv_cache import Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.rollout import Denoiser, LatentChunk, rollout
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.text import encode_prompts
 
 OUTPUT_TYPES = ("np", "pt", "latent")
+DEFAULT_STEPS = 4  # few-step mode, for schedulers that do not fix their own count
+DEFAULT_SECONDS = 10.0  # __call__'s length when neither the call nor the folder gives one
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
 class AVChunk:
-    """A piece of the stream: frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32 of the same span."""
+    """A piece of the stream: frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32 of the same span
+    (None for a video-only model)."""
 
     frames: np.ndarray
-    audio: np.ndarray
+    audio: np.ndarray | None
     start_seconds: float
     index: int
 
@@ -44,12 +51,13 @@ class AVChunk:
 @dataclass
 class AVPipelineOutput(BaseOutput):
     """frames: (B, F, H, W, 3) uint8 ("np") or (B, F, 3, H, W) float in [0, 1] ("pt");
-    audio: (B, C, S) float32 in [-1, 1]; for "latent", the video (B, C, f, h, w) and audio (B, C, a) latents."""
+    audio: (B, C, S) float32 in [-1, 1]; for "latent", the video (B, C, f, h, w) and audio (B, C, a) latents.
+    A video-only model gives audio None and sample_rate None."""
 
     frames: np.ndarray | torch.Tensor
-    audio: np.ndarray | torch.Tensor
+    audio: np.ndarray | torch.Tensor | None
     fps: int
-    sample_rate: int
+    sample_rate: int | None
 
 
 class AVStream:
@@ -73,24 +81,73 @@ class AVStream:
 
 
 class AVStreamingPipeline(DiffusionPipeline):
+    """Components, and the folder's sampling defaults (its config, in model_index.json).
+
+    The defaults are what `from_pretrained(folder)` samples with when a call does not say:
+    avgen's own folders keep the constructor's defaults; `avgen convert` writes a converted
+    checkpoint's official settings (size, frame count, cache layout and attention budgets).
+
+    Args:
+        audio_codec: None for a video-only model (every converted checkpoint).
+        height, width: default output size in pixels.
+        num_frames: default length of `__call__` in pixel frames (None: 10 seconds).
+        window: chunks denoised jointly (None: the pipeline's choice; a converted chunk-wise
+            checkpoint's folder says 1).
+        sink_chunks, cache_chunks: KV cache layout (attention sink + ring buffer).
+        attention_chunks: chunks one denoising pass may see, counting its own (None: all cached).
+        refresh_attention_chunks: the same for the refresh pass (None: as attention_chunks).
+        refresh_keeps_sink: whether the refresh pass sees the sink once it is outside its budget.
+        sink_positions: "rerotated" (the sink sits just before what follows it) or "fixed".
+        text_length: prompts are padded to this many tokens (None: the encoder's own length).
+    """
+
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"
-    _optional_components = ["tokenizer"]
+    _optional_components = ["tokenizer", "audio_codec"]
 
     def __init__(
         self,
         transformer: CausalAVTransformer,
         vae: VideoCodec,
-        audio_codec: AudioCodec,
         text_encoder,
         scheduler: FlowMatchShortcutScheduler,
+        audio_codec: AudioCodec | None = None,
         tokenizer=None,
         fps: int = 16,
+        height: int = 64,
+        width: int = 64,
+        num_frames: int | None = None,
+        window: int | None = None,
+        sink_chunks: int = 1,
+        cache_chunks: int = 4,
+        attention_chunks: int | None = None,
+        refresh_attention_chunks: int | None = None,
+        refresh_keeps_sink: bool = True,
+        sink_positions: str = "rerotated",
+        text_length: int | None = None,
     ):
         super().__init__()
+        if ("audio" in transformer.modalities) != (audio_codec is not None):
+            raise ValueError(
+                "the transformer's audio tower and the audio codec come together: "
+                f"modalities {transformer.modalities}, audio codec {'given' if audio_codec is not None else 'missing'}"
+            )
         self.register_modules(
             transformer=transformer, vae=vae, audio_codec=audio_codec, text_encoder=text_encoder, scheduler=scheduler, tokenizer=tokenizer
         )
-        self.register_to_config(fps=fps)
+        self.register_to_config(
+            fps=fps,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            window=window,
+            sink_chunks=sink_chunks,
+            cache_chunks=cache_chunks,
+            attention_chunks=attention_chunks,
+            refresh_attention_chunks=refresh_attention_chunks,
+            refresh_keeps_sink=refresh_keeps_sink,
+            sink_positions=sink_positions,
+            text_length=text_length,
+        )
 
     # ------------------------------------------------------------------ derived sizes
 
@@ -99,8 +156,13 @@ class AVStreamingPipeline(DiffusionPipeline):
         return self.config.fps
 
     @property
-    def sample_rate(self) -> int:
-        return self.audio_codec.config.sampling_rate
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Audio samples per second; None for a video-only model."""
+        return self.audio_codec.config.sampling_rate if self.has_audio else None
 
     def chunk_frames(self, index: int) -> int:
         """Pixel frames of chunk `index` (the VAE's first latent frame is a single frame)."""
@@ -108,10 +170,17 @@ class AVStreamingPipeline(DiffusionPipeline):
         t = self.vae.temporal_compression
         return 1 + t * (latent_frames - 1) if index == 0 else t * latent_frames
 
-    def num_chunks_for(self, seconds: float) -> int:
-        frames = round(seconds * self.fps)
+    def chunks_covering(self, frames: int) -> int:
+        """Chunks that cover `frames` pixel frames."""
         per_chunk = self.chunk_frames(1)
         return 1 + max(0, math.ceil((frames - self.chunk_frames(0)) / per_chunk))
+
+    def num_chunks_for(self, seconds: float) -> int:
+        return self.chunks_covering(round(seconds * self.fps))
+
+    def frames_of(self, num_chunks: int) -> int:
+        """Pixel frames of the first `num_chunks` chunks."""
+        return self.chunk_frames(0) + (num_chunks - 1) * self.chunk_frames(1)
 
     # ------------------------------------------------------------------ steps of a generation
 
@@ -122,10 +191,13 @@ class AVStreamingPipeline(DiffusionPipeline):
             raise ValueError("prompt must be a non-empty string (or a list of them): describe the character")
         return prompts
 
-    def check_inputs(self, prompt, seconds, num_inference_steps, height, width, output_type, window) -> list[str]:
-        prompts = self.prompt_list(prompt)
+    def check_inputs(self, seconds, num_frames, num_inference_steps, height, width, output_type, window) -> None:
         if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
             raise ValueError(f"seconds must be > 0 (or None to stream forever), got {seconds}")
+        if num_frames is not None and not (isinstance(num_frames, int) and num_frames > 0):
+            raise ValueError(f"num_frames must be a positive number of pixel frames, got {num_frames}")
+        if seconds is not None and num_frames is not None:
+            raise ValueError("give seconds or num_frames, not both")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         if window < 1 or num_inference_steps % window:
@@ -135,16 +207,49 @@ class AVStreamingPipeline(DiffusionPipeline):
         spatial = self.vae.spatial_compression
         if height % spatial or width % spatial:
             raise ValueError(f"height and width must be multiples of {spatial}, got {height}x{width}")
-        return prompts
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """(B, Lt, text_dim) text embeddings."""
-        return encode_prompts(self.text_encoder, self.tokenizer, prompts, self._execution_device, self.transformer.dtype)
+        length = self.config.text_length
+        embeds = encode_prompts(
+            self.text_encoder, self.tokenizer, prompts, self._execution_device, self.transformer.dtype, **({"max_length": length} if length else {})
+        )
+        return self.pad_prompt_embeds(embeds)
+
+    def pad_prompt_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Zero-pad (B, Lt, text_dim) embeddings to the folder's text_length, as Wan pads its context."""
+        text_dim = self.transformer.config.text_dim
+        if embeds.ndim != 3 or embeds.shape[-1] != text_dim:
+            raise ValueError(f"prompt embeddings must be (B, tokens, {text_dim}), got {tuple(embeds.shape)}")
+        length = self.config.text_length
+        if length is None or embeds.shape[1] >= length:
+            return embeds
+        return torch.nn.functional.pad(embeds, (0, 0, 0, length - embeds.shape[1]))
+
+    def prompt_embeddings(self, prompt, prompt_embeds, negative_prompt, negative_prompt_embeds, guided: bool):
+        """(prompt embeddings, negative ones or None) from text or from given embeddings."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("give a prompt or prompt_embeds (not both)")
+        device, dtype = self._execution_device, self.transformer.dtype
+        if prompt_embeds is not None:
+            positive = self.pad_prompt_embeds(prompt_embeds.to(device=device, dtype=dtype))
+        else:
+            positive = self.encode_prompt(self.prompt_list(prompt))
+        if not guided:
+            return positive, None
+        if negative_prompt_embeds is not None:
+            negative = self.pad_prompt_embeds(negative_prompt_embeds.to(device=device, dtype=dtype))
+        else:
+            negative = self.encode_prompt([negative_prompt] * positive.shape[0])
+        if negative.shape[0] != positive.shape[0]:
+            raise ValueError(f"negative_prompt_embeds has batch {negative.shape[0]}, the prompt {positive.shape[0]}")
+        return positive, negative
 
     def prepare_image(self, image, height: int, width: int, batch: int) -> LatentChunk:
-        """A reference image as clean chunk 0: its latent frame and the latents of silence."""
-        if self.transformer.config.chunk_frames != 1:
-            raise ValueError("a reference image needs a model with chunk_frames=1 (one latent frame per chunk)")
+        """A reference image as clean chunk 0: the image held still over the chunk's frames (and silence).
+
+        Any size is taken: it is resized to cover height x width and centre-cropped, with a note in the log.
+        """
         if hasattr(image, "mode"):
             if image.mode != "RGB":
                 raise ValueError(f"image must be RGB, got mode {image.mode!r}; convert it with image.convert('RGB')")
@@ -153,18 +258,25 @@ class AVStreamingPipeline(DiffusionPipeline):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be an RGB uint8 array (H, W, 3) or a PIL image, got {image.dtype} {image.shape}")
         if image.shape[:2] != (height, width):
-            raise ValueError(f"image must be {width}x{height} pixels, got {image.shape[1]}x{image.shape[0]}")
+            logger.warning(
+                f"image is {image.shape[1]}x{image.shape[0]} pixels; resized and centre-cropped to the video's {width}x{height}"
+            )
+            image = fit_image(image, height, width)
         device, dtype = self._execution_device, self.vae.dtype
-        pixels = torch.from_numpy(image).to(device=device, dtype=dtype).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0
-        video = self.vae.encode_latents(pixels).expand(batch, -1, -1, -1, -1)  # (B, C, 1, h, w)
-        samples = audio_lead_in(self.vae, self.fps, self.sample_rate) + self.chunk_frames(0) * self.sample_rate // self.fps
-        silence = torch.zeros(1, self.audio_codec.config.audio_channels, samples, device=device, dtype=dtype)
-        audio = self.audio_codec.encode_latents(silence).expand(batch, -1, -1)
-        dtype = self.transformer.dtype
-        return LatentChunk(0, video.to(dtype), audio.to(dtype), level=0)
+        pixels = torch.as_tensor(np.array(image), device=device, dtype=dtype).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0
+        still = pixels.expand(-1, -1, self.chunk_frames(0), -1, -1)  # (1, 3, frames of chunk 0, H, W)
+        video = self.vae.encode_latents(still).expand(batch, -1, -1, -1, -1)  # (B, C, chunk_frames, h, w)
+        audio = None
+        if self.has_audio:
+            samples = audio_lead_in(self.vae, self.fps, self.sample_rate) + self.chunk_frames(0) * self.sample_rate // self.fps
+            silence = torch.zeros(1, self.audio_codec.config.audio_channels, samples, device=device, dtype=dtype)
+            audio = self.audio_codec.encode_latents(silence).expand(batch, -1, -1).to(self.transformer.dtype)
+        return LatentChunk(0, video.to(self.transformer.dtype), audio, level=0)
 
     def prepare_given_audio(self, audio, batch: int, total_frames: int | None) -> Callable[[int], torch.Tensor]:
         """Clean audio latents per chunk from a waveform (C, S) that drives the video (as long as it lasts)."""
+        if not self.has_audio:
+            raise ValueError("this model makes video only; it cannot follow given audio")
         if not self.transformer.config.audio_conditioning:
             raise ValueError("this model was not trained to follow given audio (transformer.config.audio_conditioning is False)")
         waveform = torch.as_tensor(np.asarray(audio), dtype=self.audio_codec.dtype, device=self._execution_device)
@@ -189,22 +301,54 @@ class AVStreamingPipeline(DiffusionPipeline):
 
         return chunk
 
-    def noise_for(self, generator, batch: int, height: int, width: int):
-        """Chunk index -> fresh noise latents, drawn in chunk order from `generator`."""
+    def check_latents(self, latents: torch.Tensor, batch: int) -> tuple[int, int, int]:
+        """(chunks, height, width) that given initial video latents (B, C, F, h, w) fix."""
+        cfg = self.transformer.config
+        spatial = self.vae.spatial_compression
+        if latents.ndim != 5 or latents.shape[0] != batch or latents.shape[1] != cfg.video_in_channels:
+            raise ValueError(f"latents must be ({batch}, {cfg.video_in_channels}, F, h, w) video noise, got {tuple(latents.shape)}")
+        if latents.shape[2] % cfg.chunk_frames:
+            raise ValueError(f"latents must have a multiple of {cfg.chunk_frames} latent frames (whole chunks), got {latents.shape[2]}")
+        return latents.shape[2] // cfg.chunk_frames, latents.shape[3] * spatial, latents.shape[4] * spatial
+
+    def noise_for(self, generator, batch: int, height: int, width: int, latents: torch.Tensor | None = None):
+        """Chunk index -> fresh noise latents (video, audio or None), drawn in chunk order from `generator`.
+
+        Given initial video `latents`, chunk i's video noise is their frames of chunk i.
+        """
         cfg = self.transformer.config
         spatial = self.vae.spatial_compression
         video_shape = (batch, cfg.video_in_channels, cfg.chunk_frames, height // spatial, width // spatial)
         audio_shape = (batch, cfg.audio_in_channels, cfg.chunk_frames * cfg.audio_latents_per_frame)
         device, dtype = self._execution_device, self.transformer.dtype
+        if latents is not None:
+            latents = latents.to(device=device, dtype=dtype)
 
-        def noise(index: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return (
-                randn_tensor(video_shape, generator=generator, device=device, dtype=dtype),
-                randn_tensor(audio_shape, generator=generator, device=device, dtype=dtype),
-            )
+        def noise(index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            if latents is None:
+                video = randn_tensor(video_shape, generator=generator, device=device, dtype=dtype)
+            else:
+                video = latents[:, :, index * cfg.chunk_frames : (index + 1) * cfg.chunk_frames]
+                if video.shape[2] == 0:
+                    raise ValueError(f"the given latents cover {latents.shape[2]} latent frames; the stream has gone past them")
+            audio = randn_tensor(audio_shape, generator=generator, device=device, dtype=dtype) if self.has_audio else None
+            return video, audio
 
         return noise
 
+    def renoise_for(self, generator) -> Callable[[str, torch.Tensor], torch.Tensor]:
+        """Fresh noise like a window's latents, drawn as the official samplers draw it.
+
+        `torch.randn_like` of their (B, F, C, H, W) latents, so the same generator gives the same
+        values: drawn in that layout and moved to avgen's (B, C, F, H, W); audio (B, T, C) likewise.
+        """
+        device = self._execution_device
+
+        def renoise(kind: str, like: torch.Tensor) -> torch.Tensor:
+            drawn = randn_tensor(like.movedim(1, 2).shape, generator=generator, device=device, dtype=like.dtype)
+            return drawn.movedim(1, 2)
+
+        return renoise
     # ------------------------------------------------------------------ entry points
 
     def schedule(self, num_inference_steps: int, window: int | None) -> tuple[int, bool]:
@@ -214,58 +358,89 @@ class AVStreamingPipeline(DiffusionPipeline):
     @torch.no_grad()
     def stream(
         self,
-        prompt: str | list[str],
+        prompt: str | list[str] | None = None,
         seconds: float | None = None,
-        num_inference_steps: int = 4,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
         guidance_scale: float = 1.0,
         negative_prompt: str = "",
         image=None,
         audio=None,
         generator: torch.Generator | list[torch.Generator] | None = None,
-        height: int = 64,
-        width: int = 64,
+        height: int | None = None,
+        width: int | None = None,
         window: int | None = None,
-        sink_chunks: int = 1,
-        cache_chunks: int = 4,
+        sink_chunks: int | None = None,
+        cache_chunks: int | None = None,
+        attention_chunks: int | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "np",
         callback_on_step_end: Callable | None = None,
     ) -> AVStream:
         """Start a generation and return its `AVStream` of chunks (see the module docstring).
 
+        Arguments left None take the folder's defaults (see the class docstring).
+
         Args:
-            seconds: length; None streams until the caller stops iterating.
-            num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step).
+            prompt: text, or a list of texts (a batch); or give `prompt_embeds` instead.
+            seconds, num_frames: length, in seconds or pixel frames; neither streams until the caller stops.
+            num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step; a
+                converted checkpoint's own count by default).
             guidance_scale: > 1 enables classifier-free guidance against `negative_prompt`.
-            image: reference character (PIL RGB or (H, W, 3) uint8), becomes the clean first chunk.
+            image: reference character or first frame (PIL RGB or (H, W, 3) uint8, any size),
+                held still as the clean first chunk.
             audio: (C, S) or (S,) waveform that drives the video, for models trained for it.
             window: chunks denoised jointly (default: the pipeline's choice).
-            sink_chunks, cache_chunks: KV cache layout (attention sink + ring buffer).
+            sink_chunks, cache_chunks, attention_chunks: KV cache layout (attention sink + ring buffer)
+                and the chunks one denoising pass may see, counting its own.
+            prompt_embeds, negative_prompt_embeds: (B, Lt, text_dim) text embeddings, as in diffusers.
+            latents: (B, C, F, h, w) initial video noise; fixes the size and the length (F latent frames).
             callback_on_step_end: called after every forward as fn(pipe, tick, levels, {"chunks": [...]}).
         """
+        cfg = self.config
+        num_inference_steps = num_inference_steps or self.scheduler.default_steps or DEFAULT_STEPS
         window, few_step = self.schedule(num_inference_steps, window)
-        prompts = self.check_inputs(prompt, seconds, num_inference_steps, height, width, output_type, window)
-        batch = len(prompts)
+        height, width = height or cfg.height, width or cfg.width
+        self.check_inputs(seconds, num_frames, num_inference_steps, height, width, output_type, window)
+        positive, negative = self.prompt_embeddings(prompt, prompt_embeds, negative_prompt, negative_prompt_embeds, guidance_scale > 1)
+        batch = positive.shape[0]
+        num_chunks, total_frames = None, None
+        if latents is not None:
+            if seconds is not None or num_frames is not None:
+                raise ValueError("latents fix the length; do not give seconds or num_frames with them")
+            num_chunks, height, width = self.check_latents(latents, batch)
+            total_frames = self.frames_of(num_chunks)
+        elif seconds is not None or num_frames is not None:
+            total_frames = num_frames if num_frames is not None else round(seconds * self.fps)
+            num_chunks = self.chunks_covering(total_frames)
+        attention_chunks = attention_chunks if attention_chunks is not None else cfg.attention_chunks
+        refresh_attention = cfg.refresh_attention_chunks if cfg.refresh_attention_chunks is not None else attention_chunks
         denoiser = Denoiser(
             self.transformer,
-            self.encode_prompt(prompts),
-            self.encode_prompt([negative_prompt] * batch) if guidance_scale > 1 else None,
+            positive,
+            negative,
             guidance_scale,
-            sink=sink_chunks,
-            cache_window=cache_chunks,
+            sink=cfg.sink_chunks if sink_chunks is None else sink_chunks,
+            cache_window=cfg.cache_chunks if cache_chunks is None else cache_chunks,
+            reach=Reach(attention_chunks, keep_sink=True),
+            refresh_reach=Reach(refresh_attention, keep_sink=cfg.refresh_keeps_sink),
+            sink_positions=cfg.sink_positions,
         )
         first = self.prepare_image(image, height, width, batch) if image is not None else None
-        num_chunks = self.num_chunks_for(seconds) if seconds is not None else None
-        total_frames = round(seconds * self.fps) if seconds is not None else None
         given_audio = self.prepare_given_audio(audio, batch, total_frames) if audio is not None else None
         levels = self.scheduler.levels(num_inference_steps, device=self._execution_device)
+        renoise = self.renoise_for(generator) if self.scheduler.renoises else None
 
         def on_tick(tick: int, chunks: list[LatentChunk], new_levels: torch.Tensor) -> None:
             if callback_on_step_end is not None:
                 callback_on_step_end(self, tick, new_levels, {"chunks": chunks})
 
         latent_chunks = rollout(
-            denoiser, self.noise_for(generator, batch, height, width), levels, window, few_step,
-            num_chunks=num_chunks, first=first, given_audio=given_audio, on_tick=on_tick,
+            denoiser, self.noise_for(generator, batch, height, width, latents), levels, window, few_step,
+            num_chunks=num_chunks, first=first, given_audio=given_audio, renoise=renoise,
+            sigmas=self.scheduler.sigmas(levels), on_tick=on_tick,
         )  # fmt: skip
 
         def set_prompt(new_prompt: str) -> None:
@@ -277,7 +452,7 @@ class AVStreamingPipeline(DiffusionPipeline):
     @torch.no_grad()  # on a generator, torch switches grad off only while it runs, not between chunks
     def _decoded(self, latent_chunks, total_frames, num_chunks, output_type) -> Iterator[AVChunk]:
         decoder = AVDecoder(self.vae, self.audio_codec, self.fps, self.sample_rate)
-        samples_per_frame = self.sample_rate // self.fps
+        samples_per_frame = self.sample_rate // self.fps if self.has_audio else 0
         emitted = 0
         # diffusers' progress_bar needs a total; an endless stream only counts chunks.
         settings = {"desc": "chunks", "unit": "chunk", **getattr(self, "_progress_bar_config", {})}
@@ -289,29 +464,44 @@ class AVStreamingPipeline(DiffusionPipeline):
                     frames, audio = decoder.decode(chunk.video, chunk.audio)
                     if total_frames is not None:  # the last chunk may run past the length asked for
                         keep = min(frames.shape[1], total_frames - emitted)
-                        frames, audio = frames[:, :keep], audio[..., : keep * samples_per_frame]
+                        frames = frames[:, :keep]
+                        audio = audio[..., : keep * samples_per_frame] if audio is not None else None
                 yield AVChunk(frames=frames, audio=audio, start_seconds=emitted / self.fps, index=chunk.index)
                 emitted += self.chunk_frames(chunk.index)
                 bar.update()
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], seconds: float = 10.0, output_type: str = "np", return_dict: bool = True, **kwargs):
-        """Generate `seconds` of audio + video; the arguments are those of `stream`.
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        seconds: float | None = None,
+        num_frames: int | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        **kwargs,
+    ):
+        """Generate a video (with its audio, when the model has an audio tower); the arguments are those of `stream`.
+
+        Without `seconds`, `num_frames` or `latents`, the length is the folder's `num_frames`, or 10 seconds.
 
         Returns:
-            AVPipelineOutput (or a tuple (frames, audio) when return_dict=False).
+            AVPipelineOutput (or a tuple (frames, audio) when return_dict=False); audio is None for a video-only model.
         """
-        if seconds is None:
-            raise ValueError("seconds must be > 0 for __call__; use stream() to generate without end")
-        chunks = list(self.stream(prompt, seconds=seconds, output_type=output_type, **kwargs))
+        if seconds is None and num_frames is None and kwargs.get("latents") is None:
+            num_frames = self.config.num_frames
+            seconds = None if num_frames is not None else DEFAULT_SECONDS
+        chunks = list(self.stream(prompt, seconds=seconds, num_frames=num_frames, output_type=output_type, **kwargs))
+        audio = None
         if output_type == "latent":
             frames = torch.cat([c.frames for c in chunks], dim=2)
-            audio = torch.cat([c.audio for c in chunks], dim=2)
+            if self.has_audio:
+                audio = torch.cat([c.audio for c in chunks], dim=2)
         else:
             frames = np.concatenate([c.frames for c in chunks], axis=1)
-            audio = np.concatenate([c.audio for c in chunks], axis=-1)
+            if self.has_audio:
+                audio = np.concatenate([c.audio for c in chunks], axis=-1)
             if output_type == "pt":
                 frames = torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0
-                audio = torch.from_numpy(audio)
+                audio = torch.from_numpy(audio) if audio is not None else None
         output = AVPipelineOutput(frames=frames, audio=audio, fps=self.fps, sample_rate=self.sample_rate)
         return output if return_dict else (output.frames, output.audio)

@@ -54,21 +54,26 @@ def encode_clip(
 
 
 class AVDecoder:
-    """Streams latent chunks to AV chunks: frames (F, H, W, 3) uint8 and audio (C, S) float32 per batch item."""
+    """Streams latent chunks to AV chunks: frames (F, H, W, 3) uint8 and audio (C, S) float32 per batch item.
 
-    def __init__(self, video_codec: VideoCodec, audio_codec: AudioCodec, fps: int, sample_rate: int):
+    Without an audio codec (a video-only model) the audio of every chunk is None.
+    """
+
+    def __init__(self, video_codec: VideoCodec, audio_codec: AudioCodec | None, fps: int, sample_rate: int | None):
         self.video = video_codec.stream()
-        self.audio = audio_codec.stream()
-        self.lead_in = audio_lead_in(video_codec, fps, sample_rate)
+        self.audio = audio_codec.stream() if audio_codec is not None else None
+        self.lead_in = audio_lead_in(video_codec, fps, sample_rate) if audio_codec is not None else 0
         self._dropped = 0
 
-    def decode(self, video_latents: torch.Tensor, audio_latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, video_latents: torch.Tensor, audio_latents: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32."""
         video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
+        frames = ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        if self.audio is None:
+            return frames.cpu().numpy(), None
         audio = self.audio.decode(audio_latents.to(self.audio.codec.dtype)).float()
         if self._dropped < self.lead_in:
             cut = min(self.lead_in - self._dropped, audio.shape[-1])
             audio = audio[..., cut:]
             self._dropped += cut
-        frames = ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return frames.cpu().numpy(), audio.clamp(-1.0, 1.0).cpu().numpy()

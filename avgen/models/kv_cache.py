@@ -7,12 +7,22 @@ tower's self-attention or the audio keys that video queries read in the fusion l
     slot s holds chunk s for s < sink (the attention sink: kept forever), and the ring
     buffer slots sink .. sink + window - 1 hold the most recent `window` chunks.
 
-Keys are stored before the rotary embedding. `read` returns the cached chunks in time
-order (sink, then window oldest to newest) and the model rotates them at positions
-0 .. n - 1, with the chunks being computed right after: whatever the absolute time, the
-model sees a contiguous stretch of at most sink + window + span chunks, so it never runs
-past its rotary table and memory stays flat. Until the buffer first wraps, these positions
-are the absolute ones, so incremental generation equals a full block-causal forward.
+Keys are stored before the rotary embedding. Each forward asks the cache for a `CacheView`:
+which cached chunks its queries see and at which rotary positions. By default every cached
+chunk is seen, sink then window oldest to newest, at positions 0 .. n - 1 with the chunks
+being computed right after: whatever the absolute time, the model sees a contiguous stretch
+of at most sink + window + span chunks, so it never runs past its rotary table and memory
+stays flat. Until the buffer first wraps, these positions are the absolute ones, so
+incremental generation equals a full block-causal forward.
+
+The field's samplers see less, and differently, and a `Reach` per pass reproduces them:
+  * an attention budget that counts the queries: Rolling Forcing's 21 latent frames let a
+    full window of 5 chunks see the sink and only the latest earlier chunk;
+  * whether the sink stays in view when the budget is spent: Rolling Forcing's denoising
+    passes always see it, its refresh pass sees only the latest chunks in time;
+  * where the sink sits: `sink_positions="rerotated"` places it just before the chunks
+    after it (Rolling Forcing), `"fixed"` keeps it at its original positions (Self-Forcing's
+    sink), with the gap frozen once the newest chunk reaches the end of the rotary table.
 
 Chunks are written by a forward called with `write=True` (the refresh of a final,
 clean chunk); the denoising passes before it only read. Cross-attention keys and values
@@ -21,7 +31,46 @@ of the text are kept per prompt and cleared on their own when the prompt changes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+SINK_POSITIONS = ("rerotated", "fixed")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How far back one pass's queries see.
+
+    Args:
+        budget: chunks one attention may span, counting its own queries; None: every cached chunk.
+        keep_sink: the sink stays in view when the budget is spent (then the budget also counts it);
+            False: only the latest chunks in time are seen, the sink among them while it is recent.
+    """
+
+    budget: int | None = None
+    keep_sink: bool = True
+
+    def __post_init__(self):
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"an attention budget must be at least 1 chunk, got {self.budget}")
+
+
+@dataclass(frozen=True)
+class CacheView:
+    """The cached chunks one forward reads: their slots in time order and their rotary positions.
+
+    `time` and `query_time` are in chunks; the forward's own chunks sit at query_time, query_time + 1, ...
+    """
+
+    slots: tuple[int, ...]
+    time: tuple[int, ...]
+    query_time: int
+
+    @property
+    def contiguous(self) -> bool:
+        """The slots are 0 .. n - 1 in order: a read is a slice, not a gather."""
+        return self.slots == tuple(range(len(self.slots)))
 
 
 class KVCache:
@@ -30,13 +79,29 @@ class KVCache:
     Args:
         sink: chunks kept forever from the start of the video.
         window: most recent chunks kept in the ring buffer.
+        reach: what the denoising passes see (default: everything cached).
+        refresh_reach: what the refresh pass (`write=True`) sees; default: the same as `reach`.
+        sink_positions: "rerotated" (the sink sits just before the chunks after it) or "fixed"
+            (the sink keeps its original positions).
     """
 
-    def __init__(self, sink: int = 1, window: int = 4):
+    def __init__(
+        self,
+        sink: int = 1,
+        window: int = 4,
+        reach: Reach = Reach(),
+        refresh_reach: Reach | None = None,
+        sink_positions: str = "rerotated",
+    ):
         if sink < 0 or window < 0 or sink + window < 1:
             raise ValueError(f"sink and window must be >= 0 with sink + window >= 1, got sink={sink}, window={window}")
+        if sink_positions not in SINK_POSITIONS:
+            raise ValueError(f"sink_positions must be one of {', '.join(SINK_POSITIONS)}, got {sink_positions!r}")
         self.sink = sink
         self.window = window
+        self.reach = reach
+        self.refresh_reach = reach if refresh_reach is None else refresh_reach
+        self.sink_positions = sink_positions
         self.num_chunks = 0  # chunks written since the start (absolute time of the next chunk)
         self._keys: dict[tuple[int, str], torch.Tensor] = {}
         self._values: dict[tuple[int, str], torch.Tensor] = {}
@@ -49,7 +114,7 @@ class KVCache:
 
     @property
     def num_cached(self) -> int:
-        """Chunks that `read` returns now."""
+        """Chunks held now."""
         return min(self.num_chunks, self.capacity)
 
     def slot_order(self) -> list[int]:
@@ -63,22 +128,52 @@ class KVCache:
         ring = [self.sink + (first - self.sink + i) % self.window for i in range(self.window)]
         return list(range(self.sink)) + ring
 
-    def read(self, layer: int, stream: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Cached (keys, values) of a stream in time order, (B, num_cached * tokens, Nh, Dh) each; None if empty."""
+    def view(self, num_queries: int, refresh: bool = False, max_time: int | None = None) -> CacheView:
+        """What a forward of `num_queries` chunks reads (see the module docstring).
+
+        Args:
+            refresh: the pass writes its chunks (the refresh), so `refresh_reach` applies.
+            max_time: positions (in chunks) the rotary table holds; "fixed" sink positions
+                shift the chunks after the sink down so that the last query stays inside it.
+        """
+        reach = self.refresh_reach if refresh else self.reach
+        order = self.slot_order()
+        num_sink = min(self.num_chunks, self.sink)
+        absolute = list(range(num_sink)) + list(range(self.num_chunks - (len(order) - num_sink), self.num_chunks))
+        picked = list(range(len(order)))  # indices into `order`
+        if reach.budget is not None:
+            room = max(0, reach.budget - num_queries)
+            if reach.keep_sink:
+                recent = max(0, room - num_sink)
+                picked = picked[:num_sink] + (picked[num_sink:][-recent:] if recent else [])
+            else:
+                picked = picked[-room:] if room else []
+        slots = tuple(order[i] for i in picked)
+        if self.sink_positions == "rerotated":
+            return CacheView(slots, tuple(range(len(slots))), len(slots))
+        time = [absolute[i] for i in picked]
+        query_time = self.num_chunks
+        overflow = 0 if max_time is None else max(0, query_time + num_queries - max_time)
+        time = [t if t < num_sink else t - overflow for t in time]
+        return CacheView(slots, tuple(time), query_time - overflow)
+
+    def read(self, layer: int, stream: str, view: CacheView | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Cached (keys, values) of a stream for a view (default: every cached chunk in time order),
+        (B, len(view.slots) * tokens, Nh, Dh) each; None if the view is empty."""
         key = (layer, stream)
-        if self.num_chunks == 0:
+        view = self.view(num_queries=0) if view is None else view
+        if not view.slots:
             return None
         if key not in self._keys:
             raise ValueError(
                 f"the cache holds no {stream!r} keys for its {self.num_chunks} chunks; reset() it before adding a modality"
             )
         tokens = self._tokens[key]
-        order = self.slot_order()
-        if order == list(range(len(order))):
-            end = len(order) * tokens
+        if view.contiguous:
+            end = len(view.slots) * tokens
             return self._keys[key][:, :end], self._values[key][:, :end]
         device = self._keys[key].device
-        index = (torch.tensor(order, device=device)[:, None] * tokens + torch.arange(tokens, device=device)).flatten()
+        index = (torch.tensor(view.slots, device=device)[:, None] * tokens + torch.arange(tokens, device=device)).flatten()
         return self._keys[key].index_select(1, index), self._values[key].index_select(1, index)
 
     def write(self, layer: int, stream: str, keys: torch.Tensor, values: torch.Tensor, num_chunks: int) -> None:

@@ -29,11 +29,12 @@ from torch import nn
 
 from avgen.models.attention import BACKENDS, Visibility, attend
 from avgen.models.fusion import FusionBlock
-from avgen.models.kv_cache import KVCache
+from avgen.models.kv_cache import CacheView, KVCache
 from avgen.models.rope import check_positions, rotate, rotation, time_angles, video_angles
 from avgen.models.tower import Tower
 
 CONTEXT, NOISY = 0, 1  # attention groups of teacher forcing (see Visibility)
+MODALITIES = ("video", "audio")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class _Sequence:
     chunk_time: torch.Tensor  # (Nc,) rotary position of each current chunk, in chunks
     chunk_visible: torch.Tensor  # (Nc,) visibility index of each current chunk
     chunk_group: torch.Tensor  # (Nc,) CONTEXT or NOISY
-    num_cached: int
+    cached_time: torch.Tensor  # (Nk,) rotary position of each cached chunk read, in chunks
     slots_per_chunk: int  # time slots per chunk: latent frames (video) or audio tokens (audio)
     slot_seconds: float  # length of a slot, in latent frames
 
@@ -85,12 +86,11 @@ class _Sequence:
         return self.tokens.shape[1] // self.num_chunks
 
     def _chunks(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        device = self.chunk_time.device
-        if not with_cache or self.num_cached == 0:
+        if not with_cache or len(self.cached_time) == 0:
             return self.chunk_time, self.chunk_visible, self.chunk_group
-        cached = torch.arange(self.num_cached, device=device)
+        cached = torch.arange(len(self.cached_time), device=self.chunk_time.device)
         return (
-            torch.cat([cached, self.chunk_time]),
+            torch.cat([self.cached_time, self.chunk_time]),
             torch.cat([cached, self.chunk_visible]),
             torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group]),
         )
@@ -148,10 +148,18 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         rope_max_seq_len: int = 1024,
         timestep_scale: float = 1000.0,
         audio_conditioning: bool = False,
+        modalities: tuple[str, ...] = ("video", "audio"),
+        step_conditioning: bool = True,
     ):
         """`audio_conditioning` records that training taught video generation from clean audio
-        (coupling with modality conditioning); pipelines refuse given audio otherwise."""
+        (coupling with modality conditioning); pipelines refuse given audio otherwise.
+        `modalities` names the towers the model has: a converted Self-Forcing-family checkpoint
+        is ("video",). `step_conditioning` False drops the step-size input (models that were
+        never told the step size, e.g. every converted checkpoint)."""
         super().__init__()
+        modalities = tuple(modalities)
+        if not modalities or set(modalities) - set(MODALITIES) or len(set(modalities)) != len(modalities):
+            raise ValueError(f"modalities must be distinct names from {MODALITIES}, got {modalities}")
         if (chunk_frames * audio_latents_per_frame) % audio_patch_size:
             raise ValueError(
                 f"audio_patch_size ({audio_patch_size}) must divide chunk_frames * audio_latents_per_frame "
@@ -160,19 +168,41 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         if chunk_frames % video_patch_size[0]:
             raise ValueError(f"video_patch_size[0] ({video_patch_size[0]}) must divide chunk_frames ({chunk_frames})")
         shared = dict(num_layers=num_layers, text_dim=text_dim, freq_dim=freq_dim, eps=eps, cross_attn_norm=cross_attn_norm)
-        self.video = Tower("video", video_in_channels, video_patch_size, video_dim, video_num_heads, video_ffn_dim, **shared)
-        self.audio = Tower("audio", audio_in_channels, (audio_patch_size,), audio_dim, audio_num_heads, audio_ffn_dim, **shared)
-        self.video_step_embedder = StepEmbedding(freq_dim, video_dim)
-        self.audio_step_embedder = StepEmbedding(freq_dim, audio_dim)
+        has_video, has_audio = "video" in modalities, "audio" in modalities
+        self.video = (
+            Tower("video", video_in_channels, video_patch_size, video_dim, video_num_heads, video_ffn_dim, **shared)
+            if has_video
+            else None
+        )
+        self.audio = (
+            Tower("audio", audio_in_channels, (audio_patch_size,), audio_dim, audio_num_heads, audio_ffn_dim, **shared)
+            if has_audio
+            else None
+        )
+        self.video_step_embedder = StepEmbedding(freq_dim, video_dim) if has_video and step_conditioning else None
+        self.audio_step_embedder = StepEmbedding(freq_dim, audio_dim) if has_audio and step_conditioning else None
         self.fusion_blocks = (
             nn.ModuleList(FusionBlock(video_dim, audio_dim, video_num_heads, audio_num_heads, eps) for _ in range(num_layers))
-            if fusion
+            if fusion and has_video and has_audio
             else None
         )
         self.attention_backend = "sdpa"
         self.gradient_checkpointing = False  # set by enable_gradient_checkpointing(): recompute each layer in backward
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this model generates, in ("video", "audio") order."""
+        return tuple(kind for kind in MODALITIES if kind in self.config.modalities)
+
+    @property
+    def towers(self) -> dict[str, Tower]:
+        return {kind: getattr(self, kind) for kind in self.modalities}
+
+    @property
+    def step_embedders(self) -> dict[str, StepEmbedding | None]:
+        return {kind: getattr(self, f"{kind}_step_embedder") for kind in self.modalities}
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> CausalAVTransformer:
@@ -242,7 +272,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                     torch.cat([zeros, timestep], dim=1),
                     torch.cat([zeros, step], dim=1),
                 )
-        outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, write=False)
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, view=None, write=False)
         if teacher_forcing:
             outputs = {kind: out[:, :, out.shape[2] // 2 :] for kind, out in outputs.items()}
         result = AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
@@ -272,12 +302,13 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         """
         num_chunks = self._check_inputs(video, audio, encoder_hidden_states)
         device = (video if video is not None else audio).device
-        cached = kv_cache.num_cached
-        chunks = torch.arange(cached, cached + num_chunks, device=device)
-        visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks
-        layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
+        view = kv_cache.view(num_chunks, refresh=write, max_time=self.config.rope_max_seq_len // self.config.chunk_frames)
+        chunks = torch.arange(num_chunks, device=device)
+        cached = len(view.slots)
+        visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks + cached
+        layout = (chunks + view.query_time, visible, torch.full_like(chunks, CONTEXT))
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
-        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, write=write)
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write)
         if write:
             kv_cache.commit(num_chunks)
         return AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
@@ -306,19 +337,22 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         layout: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         encoder_hidden_states: torch.Tensor | None,
         cache: KVCache | None,
+        view: CacheView | None,
         write: bool,
     ) -> dict[str, torch.Tensor]:
         """Run the towers (and fusion) over the given chunks; see forward / forward_chunks."""
         cfg = self.config
-        towers = {"video": self.video, "audio": self.audio}
-        steps = {"video": self.video_step_embedder, "audio": self.audio_step_embedder}
-        num_cached = cache.num_cached if cache is not None else 0
+        towers = self.towers
+        device = layout[0].device
+        cached_time = torch.tensor(view.time if view is not None else (), dtype=torch.long, device=device)
 
         sequences: dict[str, _Sequence] = {}
         for kind, (latents, timestep, step) in inputs.items():
             tower = towers[kind]
             tokens = tower.embed(latents)
-            temb, projection = tower.time_embedding(timestep * cfg.timestep_scale, steps[kind](step * cfg.timestep_scale))
+            step_embedder = self.step_embedders[kind]
+            offset = step_embedder(step * cfg.timestep_scale) if step_embedder is not None else None
+            temb, projection = tower.time_embedding(timestep * cfg.timestep_scale, offset)
             if kind == "video":
                 grid = tuple(n // p for n, p in zip(latents.shape[2:], tower.patch_size))
                 slots, slot_seconds = cfg.chunk_frames // tower.patch_size[0], float(tower.patch_size[0])
@@ -326,7 +360,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 grid = (latents.shape[2] // tower.patch_size[0],)
                 slots = cfg.chunk_frames * cfg.audio_latents_per_frame // tower.patch_size[0]
                 slot_seconds = tower.patch_size[0] / cfg.audio_latents_per_frame
-            sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, num_cached, slots, slot_seconds)
+            sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, cached_time, slots, slot_seconds)
             check_positions(sequences[kind].slot_times(with_cache=False), cfg.rope_max_seq_len)
 
         angles = _AngleTable(sequences, cfg.rope_theta)
@@ -339,7 +373,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
 
             def attend_fn(query, key, value):
                 return _attend_with_cache(
-                    cache, write, layer, kind, query, key, value,
+                    cache, view, write, layer, kind, query, key, value,
                     angles.self_angles(kind, head_dim, with_cache=False), angles.self_angles(kind, head_dim, with_cache=True),
                     sequence, sequence, backend,
                 )  # fmt: skip
@@ -357,7 +391,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 sequence.tokens = block.self_attention(kind_tokens, modulations[kind], self_attend(layer, kind))
                 sequence.tokens = block.text_attention(sequence.tokens, text[kind][layer], text_attend)
             if self.fusion_blocks is not None and len(sequences) == 2:
-                self._fuse(layer, sequences, angles, cache, write, backend)
+                self._fuse(layer, sequences, angles, cache, view, write, backend)
             for kind, sequence in sequences.items():
                 sequence.tokens = towers[kind].blocks[layer].feed_forward(sequence.tokens, modulations[kind])
             return tuple(sequence.tokens for sequence in sequences.values())
@@ -379,7 +413,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             outputs[kind] = tower.unembed(tower.head(sequence.tokens, sequence.temb), sequence.grid)
         return outputs
 
-    def _fuse(self, layer, sequences, angles, cache, write, backend) -> None:
+    def _fuse(self, layer, sequences, angles, cache, view, write, backend) -> None:
         fusion = self.fusion_blocks[layer]
         video, audio = sequences["video"], sequences["audio"]
         updates = {}
@@ -392,7 +426,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
 
             def attend_fn(q, k, v, query_seq=query_seq, context_seq=context_seq, head_dim=head_dim, stream=stream):
                 return _attend_with_cache(
-                    cache, write, layer, stream, q, k, v,
+                    cache, view, write, layer, stream, q, k, v,
                     angles.time_angles(query_seq.kind, head_dim, with_cache=False),
                     angles.time_angles(context_seq.kind, head_dim, with_cache=True),
                     query_seq, context_seq, backend,
@@ -421,6 +455,9 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         cfg = self.config
         if video is None and audio is None:
             raise ValueError("give video latents, audio latents or both")
+        for kind, latents in (("video", video), ("audio", audio)):
+            if latents is not None and kind not in self.modalities:
+                raise ValueError(f"this model has no {kind} tower (modalities {self.modalities}); pass {kind}=None")
         counts = []
         if video is not None:
             if video.ndim != 5 or video.shape[1] != cfg.video_in_channels:
@@ -522,6 +559,7 @@ class _AngleTable:
 
 def _attend_with_cache(
     cache: KVCache | None,
+    view: CacheView | None,
     write: bool,
     layer: int,
     stream: str,
@@ -538,7 +576,7 @@ def _attend_with_cache(
 
     Keys are cached pre-rotary and written after use, so the read is never overwritten mid-forward.
     """
-    cached = cache.read(layer, stream) if cache is not None else None
+    cached = cache.read(layer, stream, view) if cache is not None else None
     keys, values = (key, value) if cached is None else (torch.cat([cached[0], key], 1), torch.cat([cached[1], value], 1))
     query_chunk, query_group = query_seq.chunk_visibility(with_cache=False)
     key_chunk, key_group = key_seq.chunk_visibility(with_cache=cached is not None)
