@@ -1,6 +1,7 @@
 """The `avgen` command line.
 
     avgen generate "A red round face ..." --seconds 30 --steps 4 --pipeline rolling|mutual -o out.mp4 [--image ref.png]
+    avgen convert CHECKPOINT --base WAN_FOLDER --recipe self-forcing|rolling-forcing|... -o OUT [--lora FILE]
     avgen render-world --seed 3 --seconds 10 -o clip.mp4 [--held-out] [--shape round ...]
     avgen eval-media clip.mp4 [--prompt "..."]
     avgen bench world [--clips 200] [--json]
@@ -20,6 +21,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MAX_SECONDS = 3600.0
+DEFAULT_SECONDS = 10.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,6 +149,22 @@ def bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_official(args: argparse.Namespace) -> int:
+    import torch
+
+    from avgen.pipelines.official_benchmark import benchmark_official
+
+    torch.set_num_threads(args.threads)
+    figures = benchmark_official(args.fixture, frames=args.frames, runs=args.runs)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    for row in figures["rows"]:
+        print(f"{row['schedule']:16s} {row['latent_frames']:3d} frames  {row['ms_per_latent_frame']:6.2f} ms/frame "
+              f"(range {row['spread'][0]}-{row['spread'][1]})   official {row['official_ms_per_latent_frame']}")
+    return 0
+
+
 def bench_stream(args: argparse.Namespace) -> int:
     import torch
 
@@ -155,7 +173,7 @@ def bench_stream(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
-    figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json)
+    figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
     figures.update(model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads)
     _print_figures(figures, args.json)
     return 0
@@ -172,7 +190,7 @@ def eval_model(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model, args.pipeline)
     figures = evaluate_pipeline(
-        pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps, window=args.window,
+        pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
         threads=args.threads, progress=not args.json,
     )  # fmt: skip
@@ -224,15 +242,39 @@ def generate(args: argparse.Namespace) -> int:
     diffusers_logging.disable_progress_bar()  # loading bars would bury the one line a mistake prints
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     pipe = load_pipeline(args.model, args.pipeline)
+    seconds, num_frames = args.seconds, None
+    if seconds is None:  # the folder's length (a converted checkpoint's official one), else 10 s
+        num_frames = pipe.config.num_frames
+        seconds = None if num_frames is not None else DEFAULT_SECONDS
     stream = pipe.stream(
-        args.prompt, seconds=args.seconds, num_inference_steps=args.steps, guidance_scale=args.guidance,
+        args.prompt, seconds=seconds, num_frames=num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance,
         image=image, generator=torch.Generator().manual_seed(args.seed), window=args.window,
+        height=args.height, width=args.width,
     )  # fmt: skip
     chunks = list(stream)
     frames = np.concatenate([c.frames[0] for c in chunks])
-    audio = np.concatenate([c.audio[0] for c in chunks], axis=-1)
+    audio = np.concatenate([c.audio[0] for c in chunks], axis=-1) if pipe.has_audio else None
     write_mp4(output, frames, audio, pipe.fps, pipe.sample_rate, metadata={"comment": args.prompt})
     print(json.dumps({"output": str(output), "prompt": args.prompt, "seconds": len(frames) / pipe.fps, "pipeline": args.pipeline}, indent=2))
+    return 0
+
+
+def convert(args: argparse.Namespace) -> int:
+    import time
+
+    from diffusers.utils import logging as diffusers_logging
+
+    from avgen.convert.pipeline_folder import convert_checkpoint
+    from avgen.convert.recipes import recipe
+
+    diffusers_logging.disable_progress_bar()
+    started = time.perf_counter()
+    out = convert_checkpoint(
+        args.checkpoint, args.base, recipe(args.recipe), args.output, weights=args.weights, lora=args.lora,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, dtype=args.dtype, num_heads=args.num_heads,
+        text_length=args.text_length,
+    )  # fmt: skip
+    print(json.dumps({"output": str(out), "recipe": args.recipe, "seconds": round(time.perf_counter() - started, 1)}, indent=2))
     return 0
 
 
@@ -253,8 +295,8 @@ def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     """The options `generate` and `eval` share: which weights, which pipeline, how many steps, which window."""
     parser.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
     parser.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
-    parser.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
-    parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: --steps)")
+    parser.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
+    parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,13 +307,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     make = commands.add_parser("generate", help="generate a talking character with sound to an mp4")
     make.add_argument("prompt", help="what to generate, e.g. 'A red round face with glasses talks in a deep voice ...'")
-    make.add_argument("--seconds", type=_seconds, default=10.0, help="length (default 10)")
+    make.add_argument("--seconds", type=_seconds, default=None, help="length (default: the folder's frame count, else 10)")
     _add_sampler_arguments(make)
     make.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
     make.add_argument("--seed", type=int, default=0, help="noise seed")
-    make.add_argument("--image", help="reference character image (RGB, the model's frame size) to start from")
+    make.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
+    make.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
+    make.add_argument("--image", help="first frame / reference character (RGB, any size: resized and centre-cropped)")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
     make.set_defaults(run=generate)
+
+    from avgen.convert.recipes import RECIPES
+
+    importer = commands.add_parser("convert", help="turn a Self-Forcing-family checkpoint into a pipeline folder")
+    importer.add_argument("checkpoint", help="the generator checkpoint (.pt/.pth or .safetensors)")
+    importer.add_argument("--base", required=True, help="Wan2.1-T2V-1.3B folder (diffusers or original layout): VAE, umT5, tokenizer")
+    importer.add_argument("--recipe", required=True, help=f"the checkpoint's family: {', '.join(RECIPES)}")
+    importer.add_argument("-o", "--output", required=True, help="pipeline folder to write (new or empty)")
+    importer.add_argument("--weights", choices=("generator_ema", "generator"), default=None, help="container (default: the recipe's)")
+    importer.add_argument("--lora", help="LoRA file to merge (LongLive)")
+    importer.add_argument("--lora-rank", type=_positive_int, default=None, help="LoRA rank (default: the file's, else the recipe's)")
+    importer.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the file's, else the recipe's)")
+    importer.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="transformer and text encoder weights")
+    importer.add_argument("--num-heads", type=_positive_int, default=None, help="attention heads (default: width / 128, as every Wan)")
+    importer.add_argument("--text-length", type=_positive_int, default=512, help="prompt tokens (default 512, as Wan)")
+    importer.set_defaults(run=convert)
 
     render = commands.add_parser("render-world", help="render a clip of the synthetic world to an mp4")
     render.add_argument("--seed", type=int, default=0, help="clip seed: picks the character, speech and events")
@@ -316,10 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--model", help="pipeline folder (default: untrained components of the tiny sizes)")
     stream.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="which pipeline")
     stream.add_argument("--minutes", type=_seconds, default=10.0, help="minutes of audio+video to stream (default 10)")
-    stream.add_argument("--steps", type=_positive_int, default=4, help="denoising steps per chunk (default 4)")
+    stream.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
+    stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
+    stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     stream.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)
+
+    official = benches.add_parser("official", help="the official samplers' schedules on the official-tiny fixture, ms per latent frame")
+    official.add_argument("--fixture", default="../shared/fixtures/official-tiny", help="the fixture folder")
+    official.add_argument("--frames", type=_positive_int, choices=(21, 60), default=None, help="latent frames (default: both)")
+    official.add_argument("--runs", type=_positive_int, default=9, help="runs per schedule; the median is reported (default 9)")
+    official.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    official.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    official.set_defaults(run=bench_official)
 
     evaluation = commands.add_parser(
         "eval", help="evaluate a model on held-out characters (sync, adherence, drift); `eval codecs` for the codecs"

@@ -19,6 +19,7 @@ modalities are whatever the model has: a chunk's audio is None for a video-only 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -55,6 +56,11 @@ class Denoiser:
 
     guidance_scale > 1 runs an unconditional branch (its own cache, empty prompt) and mixes
     v = v_uncond + scale * (v_cond - v_uncond), as classifier-free guidance does.
+
+    recache: on a prompt change, rewrite the keys/values of the cached chunks after the sink
+    under the new prompt, in one pass where they see each other and the sink (LongLive's KV
+    recache); the sink keeps the old prompt's. Their clean latents are kept for it (at most
+    `cache_window` chunks). Without it the history stays as it was written.
     """
 
     transformer: CausalAVTransformer
@@ -66,7 +72,9 @@ class Denoiser:
     reach: Reach = Reach()
     refresh_reach: Reach | None = None
     sink_positions: str = "rerotated"
+    recache: bool = False
     caches: dict[str, KVCache] = field(default_factory=dict)
+    _recent: deque = field(default_factory=deque)  # the latest final chunks' (video, audio), for recache
 
     def __post_init__(self):
         branches = ["cond", "uncond"] if self.guided else ["cond"]
@@ -83,9 +91,16 @@ class Denoiser:
         return self.prompt_embeds if branch == "cond" else self.negative_prompt_embeds
 
     def set_prompt(self, prompt_embeds: torch.Tensor) -> None:
-        """A new prompt from the next forward on; the history in the caches stays."""
+        """A new prompt from the next forward on; the history stays (or is recached, see the class)."""
         self.prompt_embeds = prompt_embeds
-        self.caches["cond"].clear_text()
+        cache = self.caches["cond"]
+        cache.clear_text()
+        count = min(len(self._recent), cache.num_chunks - cache.sink)
+        if self.recache and count > 0:
+            recent = list(self._recent)[-count:]
+            cache.rewind(count)
+            video, audio = (_window([LatentChunk(0, v, a) for v, a in recent], kind) for kind in ("video", "audio"))
+            self.transformer.forward_chunks(cache, video, audio, 0.0, 0.0, encoder_hidden_states=prompt_embeds, write=True, joint=True)
 
     def velocity(self, video, audio, timestep, step) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Velocities of a window of chunks (None for an absent modality).
@@ -113,6 +128,10 @@ class Denoiser:
         """Write a final chunk's clean keys/values into every branch's cache."""
         for branch, cache in self.caches.items():
             self.transformer.refresh(cache, video, audio, encoder_hidden_states=self._embeds(branch))
+        if self.recache:
+            self._recent.append((video, audio))
+            while len(self._recent) > self.cache_window:
+                self._recent.popleft()
 
 
 def rollout(

@@ -38,21 +38,46 @@ def random_tiny_pipeline(pipeline: str = "rolling"):
     )
 
 
-def benchmark_stream(pipe, minutes: float = 10.0, steps: int = 4, marks_minutes=(1.0, 5.0, 10.0), progress: bool = False) -> dict:
-    """Stream `minutes` of audio + video and report memory and time per chunk at the marks, and
-    the share of the time spent decoding latents into frames and samples (the codecs' part)."""
-    from avgen.codecs.av import AVDecoder
+PROMPTS = (
+    "A red round face with glasses talks in a deep voice on a navy background.",
+    "A red round face with glasses talks in a deep voice on a navy background; now and then it hops and lands with a thud.",
+)
 
-    prompt = "A red round face with glasses talks in a deep voice on a navy background."
+
+def benchmark_stream(
+    pipe,
+    minutes: float = 10.0,
+    steps: int | None = None,
+    marks_minutes=(1.0, 5.0, 10.0),
+    progress: bool = False,
+    height: int | None = None,
+    width: int | None = None,
+) -> dict:
+    """Stream `minutes` of audio + video and report memory and time per chunk at the marks, and
+    the share of the time spent decoding latents into frames and samples (the codecs' part).
+
+    The prompt changes half-way (the second of `PROMPTS`), as a creator steering a stream does.
+    `steps`, `height` and `width` default to the folder's.
+    """
+    from avgen.codecs.av import AVDecoder
+    from avgen.pipelines.streaming import DEFAULT_STEPS
+
     pipe.set_progress_bar_config(disable=not progress)
     marks = sorted(m for m in marks_minutes if m <= minutes) or [minutes]
     timings: list[float] = []
     report, seconds_made, decoding = {}, 0.0, 0.0
     # The pipeline's own decoding, done here so that its time can be told apart from the transformer's.
     decoder = AVDecoder(pipe.vae, pipe.audio_codec, pipe.fps, pipe.sample_rate)
-    latents = pipe.stream(prompt, seconds=minutes * 60, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="latent")
+    latents = pipe.stream(
+        PROMPTS[0], seconds=minutes * 60, num_inference_steps=steps, height=height, width=width,
+        generator=torch.Generator().manual_seed(0), output_type="latent",
+    )  # fmt: skip
+    changed = False
     began = last = time.perf_counter()
     for chunk in latents:
+        if not changed and seconds_made >= minutes * 30:
+            latents.set_prompt(PROMPTS[1])
+            changed = True
         decode_began = time.perf_counter()
         with torch.no_grad():
             frames, _ = decoder.decode(chunk.frames, chunk.audio)  # latents in, (B, F, H, W, 3) out
@@ -72,7 +97,7 @@ def benchmark_stream(pipe, minutes: float = 10.0, steps: int = 4, marks_minutes=
     wall = time.perf_counter() - began
     return {
         "minutes": minutes,
-        "steps": steps,
+        "steps": steps or pipe.scheduler.default_steps or DEFAULT_STEPS,
         "chunks": len(timings),
         "chunk_seconds": round(seconds_made / max(len(timings), 1), 4),
         "av_seconds_per_wall_second": round(seconds_made / wall, 3),

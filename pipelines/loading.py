@@ -7,6 +7,7 @@ from pathlib import Path
 
 PIPELINES = ("rolling", "mutual")
 REQUIRED = ("transformer", "vae", "audio_codec", "text_encoder", "scheduler")
+OPTIONAL = ("audio_codec",)  # a video-only folder lists it as [null, null]
 
 
 def load_pipeline(path: str | Path, pipeline: str = "rolling"):
@@ -19,6 +20,8 @@ def load_pipeline(path: str | Path, pipeline: str = "rolling"):
         raise ValueError(f"{str(path)!r} is not a pipeline folder (no model_index.json); train and export one first")
     components = json.loads(index.read_text())
     for name in REQUIRED:
+        if name in OPTIONAL and components.get(name) == [None, None]:
+            continue
         if name not in components or not (path / name).is_dir():
             raise ValueError(f"weights folder {str(path)!r} lacks its {name}/ component; re-export the pipeline")
     from avgen.pipelines.mutual_forcing import MutualForcingPipeline

@@ -99,6 +99,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         refresh_keeps_sink: whether the refresh pass sees the sink once it is outside its budget.
         sink_positions: "rerotated" (the sink sits just before what follows it) or "fixed".
         text_length: prompts are padded to this many tokens (None: the encoder's own length).
+        recache_on_prompt_change: a prompt change rewrites the cached history under the new prompt
+            (LongLive's KV recache, see `Denoiser`); otherwise the history stays as written.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"
@@ -124,6 +126,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         refresh_keeps_sink: bool = True,
         sink_positions: str = "rerotated",
         text_length: int | None = None,
+        recache_on_prompt_change: bool = False,
     ):
         super().__init__()
         if ("audio" in transformer.modalities) != (audio_codec is not None):
@@ -147,6 +150,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             refresh_keeps_sink=refresh_keeps_sink,
             sink_positions=sink_positions,
             text_length=text_length,
+            recache_on_prompt_change=recache_on_prompt_change,
         )
 
     # ------------------------------------------------------------------ derived sizes
@@ -225,6 +229,17 @@ class AVStreamingPipeline(DiffusionPipeline):
         if length is None or embeds.shape[1] >= length:
             return embeds
         return torch.nn.functional.pad(embeds, (0, 0, 0, length - embeds.shape[1]))
+
+    @staticmethod
+    def onload(module) -> None:
+        """Move a model to the execution device under `enable_model_cpu_offload()`.
+
+        Offload hooks act on `forward`; the rollout and the streaming codecs call other methods
+        (`forward_chunks`, `stream().decode`), so the pipeline triggers the hook itself.
+        """
+        hook = getattr(module, "_hf_hook", None)
+        if module is not None and hook is not None:
+            hook.pre_forward(module)
 
     def prompt_embeddings(self, prompt, prompt_embeds, negative_prompt, negative_prompt_embeds, guided: bool):
         """(prompt embeddings, negative ones or None) from text or from given embeddings."""
@@ -427,8 +442,11 @@ class AVStreamingPipeline(DiffusionPipeline):
             reach=Reach(attention_chunks, keep_sink=True),
             refresh_reach=Reach(refresh_attention, keep_sink=cfg.refresh_keeps_sink),
             sink_positions=cfg.sink_positions,
+            recache=cfg.recache_on_prompt_change,
         )
+        self.onload(self.vae)
         first = self.prepare_image(image, height, width, batch) if image is not None else None
+        self.onload(self.audio_codec)
         given_audio = self.prepare_given_audio(audio, batch, total_frames) if audio is not None else None
         levels = self.scheduler.levels(num_inference_steps, device=self._execution_device)
         renoise = self.renoise_for(generator) if self.scheduler.renoises else None
@@ -457,10 +475,16 @@ class AVStreamingPipeline(DiffusionPipeline):
         # diffusers' progress_bar needs a total; an endless stream only counts chunks.
         settings = {"desc": "chunks", "unit": "chunk", **getattr(self, "_progress_bar_config", {})}
         with tqdm(total=num_chunks, **settings) as bar:
-            for chunk in latent_chunks:
+            while True:
+                self.onload(self.transformer)
+                chunk = next(latent_chunks, None)
+                if chunk is None:
+                    return
                 if output_type == "latent":
                     frames, audio = chunk.video, chunk.audio
                 else:
+                    self.onload(self.vae)
+                    self.onload(self.audio_codec)
                     frames, audio = decoder.decode(chunk.video, chunk.audio)
                     if total_frames is not None:  # the last chunk may run past the length asked for
                         keep = min(frames.shape[1], total_frames - emitted)

@@ -157,5 +157,6 @@ def write_model_index(recipe: Recipe, folder: Path, text_length: int) -> None:
         "refresh_keeps_sink": recipe.refresh_keeps_sink,
         "sink_positions": recipe.sink_positions,
         "text_length": text_length,
+        "recache_on_prompt_change": recipe.recache,
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")

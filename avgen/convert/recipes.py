@@ -35,6 +35,7 @@ class Recipe:
     sink_positions: str  # "rerotated" or "fixed"
     num_latent_frames: int  # the official default length
     weights: str = "generator_ema"  # the container the official script loads
+    recache: bool = False  # rewrite the cached history under a new prompt (LongLive)
     lora_rank: int | None = None  # LoRA defaults where the family ships one (not stored in its file)
     lora_alpha: float | None = None
 
@@ -64,10 +65,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "causvid", **{**_SELF_FORCING, "timesteps": (1000, 757, 522), "warp": False, "shift": 8.0}, weights="generator"
         ),
-        # LongLive: 12 frames of local attention including a 3-frame sink kept at its original positions.
+        # LongLive: 12 frames of local attention including a 3-frame sink kept at its original positions;
+        # a prompt change recaches the 9 frames after the sink under the new prompt.
         Recipe(
             "longlive", **{**_SELF_FORCING, "sink_chunks": 1, "cache_chunks": 3, "attention_chunks": 4,
-            "refresh_attention_chunks": 4, "num_latent_frames": 120}, weights="generator", lora_rank=256, lora_alpha=256,
+            "refresh_attention_chunks": 4, "num_latent_frames": 120}, weights="generator", recache=True, lora_rank=256, lora_alpha=256,
         ),  # fmt: skip
         Recipe("causal-forcing", **_SELF_FORCING, weights="generator"),
         Recipe(

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import re
 import shutil
 import tempfile
@@ -39,6 +38,8 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from avgen.convert.checkpoint import open_weights
 
 if TYPE_CHECKING:
     from transformers import UMT5Config
@@ -243,19 +244,10 @@ def check_weights(
 
 def load_weights_only(path: Path) -> dict[str, torch.Tensor]:
     """A .pth state dict, memory-mapped (nothing read until used) and weights-only."""
-    try:
-        state_dict = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(
-            f"{str(path)!r} pickles Python objects besides tensors, so it is not loaded: use the official file, "
-            "or re-save its state dict with torch.save(state_dict)"
-        ) from None
-    except RuntimeError as error:  # a truncated file, or an old (non-zip) one that cannot be memory-mapped
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(f"{str(path)!r} cannot be read memory-mapped ({first_line}): use the official file") from None
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+    state_dict = open_weights(path)
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f"{str(path)!r} is not a state dict (a dict of tensors): use the official file")
-    return state_dict
+    return dict(state_dict)
 
 
 def lazy_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, LazyTensor]:

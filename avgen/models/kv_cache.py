@@ -103,6 +103,7 @@ class KVCache:
         self.refresh_reach = reach if refresh_reach is None else refresh_reach
         self.sink_positions = sink_positions
         self.num_chunks = 0  # chunks written since the start (absolute time of the next chunk)
+        self._first_held = sink  # no ring chunk before this one is held (moves on a rewind)
         self._keys: dict[tuple[int, str], torch.Tensor] = {}
         self._values: dict[tuple[int, str], torch.Tensor] = {}
         self._tokens: dict[tuple[int, str], int] = {}  # tokens per chunk of each stream
@@ -117,16 +118,14 @@ class KVCache:
         """Chunks held now."""
         return min(self.num_chunks, self.capacity)
 
+    def held_chunks(self) -> list[int]:
+        """Absolute indices of the cached chunks in time order: the sink's, then the ring's."""
+        first_in_ring = max(self._first_held, self.num_chunks - self.window)
+        return list(range(min(self.num_chunks, self.sink))) + list(range(first_in_ring, self.num_chunks))
+
     def slot_order(self) -> list[int]:
         """Slots of the cached chunks in time order."""
-        if self.num_chunks <= self.capacity:
-            return list(range(self.num_chunks))
-        if self.window == 0:
-            return list(range(self.sink))
-        oldest = self.num_chunks - self.window  # absolute index of the oldest chunk still in the ring
-        first = self.sink + (oldest - self.sink) % self.window
-        ring = [self.sink + (first - self.sink + i) % self.window for i in range(self.window)]
-        return list(range(self.sink)) + ring
+        return [self._slot(chunk) for chunk in self.held_chunks()]
 
     def view(self, num_queries: int, refresh: bool = False, max_time: int | None = None) -> CacheView:
         """What a forward of `num_queries` chunks reads (see the module docstring).
@@ -137,9 +136,9 @@ class KVCache:
                 shift the chunks after the sink down so that the last query stays inside it.
         """
         reach = self.refresh_reach if refresh else self.reach
-        order = self.slot_order()
+        absolute = self.held_chunks()
+        order = [self._slot(chunk) for chunk in absolute]
         num_sink = min(self.num_chunks, self.sink)
-        absolute = list(range(num_sink)) + list(range(self.num_chunks - (len(order) - num_sink), self.num_chunks))
         picked = list(range(len(order)))  # indices into `order`
         if reach.budget is not None:
             room = max(0, reach.budget - num_queries)
@@ -207,6 +206,15 @@ class KVCache:
         """Advance time by the chunks just written by every layer."""
         self.num_chunks += num_chunks
 
+    def rewind(self, num_chunks: int) -> None:
+        """Step time back over the latest `num_chunks` ring chunks, so that the next write replaces them."""
+        ring = len(self.held_chunks()) - min(self.num_chunks, self.sink)
+        if not 0 <= num_chunks <= ring:
+            raise ValueError(f"can rewind at most the {ring} ring chunks held, got {num_chunks}")
+        # Ring chunks older than the ring held are gone: they must not come back into view.
+        self._first_held = max(self.sink, self.num_chunks - self.window)
+        self.num_chunks -= num_chunks
+
     def _slot(self, chunk: int) -> int | None:
         if chunk < self.sink:
             return chunk
@@ -227,6 +235,7 @@ class KVCache:
     def reset(self) -> None:
         """Forget everything: a new video starts."""
         self.num_chunks = 0
+        self._first_held = self.sink
         self._keys.clear()
         self._values.clear()
         self._tokens.clear()

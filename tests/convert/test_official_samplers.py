@@ -104,3 +104,13 @@ def test_an_image_of_any_size_starts_the_video(converted, caplog):
     assert first.shape == (1, 21, 32, 48, 3)
     # The first chunk (9 frames) is the image held still, whatever the noise; what follows is generated.
     assert np.array_equal(first[:, :9], other[:, :9]) and not np.array_equal(first[:, 9:], other[:, 9:])
+
+
+def test_dtype_moves_and_model_offload_keep_the_video(converted, official_tiny):
+    reference = sample(load(converted["rolling-forcing"]), official_tiny, 21)
+    offloaded = load(converted["rolling-forcing"])
+    offloaded.enable_model_cpu_offload(device="cpu")  # the hooks' path; on a GPU they move each model in turn
+    assert (sample(offloaded, official_tiny, 21) - reference).abs().max() <= TOLERANCE
+    half = load(converted["rolling-forcing"]).to(torch.bfloat16)
+    got = sample(half, official_tiny, 21)
+    assert got.dtype == torch.bfloat16 and (got.float() - reference).abs().mean() < 0.1

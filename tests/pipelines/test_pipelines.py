@@ -125,7 +125,6 @@ def test_save_and_load_round_trip(rolling, prompt, tmp_path):
         (dict(seconds=-3), "seconds must be > 0"),
         (dict(num_inference_steps=4, window=3), r"window \(3\) must divide num_inference_steps \(4\)"),
         (dict(output_type="gif"), "output_type must be one of np, pt, latent"),
-        (dict(image=np.zeros((32, 32, 3), np.uint8)), "image must be 64x64 pixels, got 32x32"),
         (dict(image=np.zeros((64, 64), np.uint8)), "RGB uint8 array"),
         (dict(audio=np.zeros(16000, np.float32)), "not trained to follow given audio"),
         (dict(prompt="a purple elephant"), "unknown words in prompt: elephant"),
@@ -135,6 +134,14 @@ def test_bad_input_is_explained(rolling, prompt, kwargs, message):
     kwargs = {"prompt": prompt, "seconds": 1.0, **kwargs}
     with pytest.raises(ValueError, match=message):
         rolling(**kwargs)
+
+
+def test_an_image_of_another_size_is_fitted_to_the_frame(rolling, prompt, caplog):
+    image = np.zeros((32, 48, 3), np.uint8)
+    image[:, 24:] = 255
+    out = rolling(prompt, seconds=1.0, image=image, generator=seeded())
+    assert "image is 48x32 pixels; resized and centre-cropped to the video's 64x64" in caplog.text
+    assert out.frames.shape == (1, 16, 64, 64, 3)
 
 
 def test_pil_image_mode_is_checked(rolling, prompt):
