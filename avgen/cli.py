@@ -152,9 +152,12 @@ def bench_model(args: argparse.Namespace) -> int:
 def bench_official(args: argparse.Namespace) -> int:
     import torch
 
-    from avgen.pipelines.official_benchmark import benchmark_official
+    from avgen.pipelines.official_benchmark import benchmark_long_stream, benchmark_official
 
     torch.set_num_threads(args.threads)
+    if args.long is not None:
+        _print_figures(benchmark_long_stream(args.fixture, args.recipe, multiple=args.long), args.json)
+        return 0
     figures = benchmark_official(args.fixture, frames=args.frames, runs=args.runs)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -388,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     official.add_argument("--frames", type=_positive_int, choices=(21, 60), default=None, help="latent frames (default: both)")
     official.add_argument("--runs", type=_positive_int, default=9, help="runs per schedule; the median is reported (default 9)")
     official.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    official.add_argument("--long", type=_positive_int, default=None, metavar="N",
+                          help="instead: stream N times the training length (decoded, prompt changed half-way) and report memory")
+    official.add_argument("--recipe", default="rolling-forcing", help="with --long: the schedule (default rolling-forcing)")
     official.add_argument("--json", action="store_true", help="print JSON instead of a table")
     official.set_defaults(run=bench_official)
 

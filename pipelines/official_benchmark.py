@@ -102,3 +102,39 @@ def benchmark_official(fixture: str | Path, frames: int | None = None, runs: int
             }
         )
     return {"fixture": str(fixture), "runs": runs, "threads": torch.get_num_threads(), "rows": rows}
+
+
+def benchmark_long_stream(fixture: str | Path, recipe_name: str = "rolling-forcing", multiple: int = 10, marks: int = 4) -> dict:
+    """Stream `multiple` times the fixture model's training length (21 latent frames), decoded by a
+    random tiny Wan VAE, with the prompt changed half-way; memory and ms per chunk at `marks` points."""
+    from avgen.pipelines.benchmark import current_rss_bytes, peak_rss_bytes
+
+    fixture = Path(fixture)
+    inputs = torch.load(fixture / "inputs.pt", weights_only=True)
+    pipe = fixture_pipeline(fixture, recipe_name)
+    chunk_frames = pipe.transformer.config.chunk_frames
+    num_chunks = multiple * 21 // chunk_frames
+    embeds = inputs["prompt_embeds"]
+    stream = pipe.stream(
+        prompt_embeds=embeds, num_frames=pipe.frames_of(num_chunks), height=64, width=64, generator=torch.Generator().manual_seed(0)
+    )
+    every = max(1, num_chunks // marks)
+    rows, timings = [], []
+    last = time.perf_counter()
+    for chunk in stream:
+        now = time.perf_counter()
+        timings.append((now - last) * 1000)
+        last = now
+        if chunk.index == num_chunks // 2:
+            stream.set_prompt(prompt_embeds=embeds.flip(1))  # another prompt: the same tokens in reverse order
+        if (chunk.index + 1) % every == 0:
+            rows.append(
+                {
+                    "latent_frames": (chunk.index + 1) * chunk_frames,
+                    "rss_mb": round(current_rss_bytes() / 2**20, 1),
+                    "ms_per_chunk_median_recent": round(statistics.median(timings[-every:]), 2),
+                }
+            )
+        last = time.perf_counter()
+    return {"recipe": recipe_name, "training_latent_frames": 21, "latent_frames": num_chunks * chunk_frames,
+            "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1), "marks": rows}  # fmt: skip

@@ -63,7 +63,7 @@ class AVPipelineOutput(BaseOutput):
 class AVStream:
     """An ongoing generation: iterate for `AVChunk`s; `set_prompt` takes effect at the next chunk."""
 
-    def __init__(self, chunks: Iterator[AVChunk], set_prompt: Callable[[str], None]):
+    def __init__(self, chunks: Iterator[AVChunk], set_prompt: Callable[[str | None, torch.Tensor | None], None]):
         self._chunks = chunks
         self._set_prompt = set_prompt
 
@@ -73,8 +73,9 @@ class AVStream:
     def __next__(self) -> AVChunk:
         return next(self._chunks)
 
-    def set_prompt(self, prompt: str) -> None:
-        self._set_prompt(prompt)
+    def set_prompt(self, prompt: str | None = None, prompt_embeds: torch.Tensor | None = None) -> None:
+        """A new prompt (text, or (B, Lt, text_dim) embeddings) from the next chunk on."""
+        self._set_prompt(prompt, prompt_embeds)
 
     def close(self) -> None:
         self._chunks.close()
@@ -351,16 +352,16 @@ class AVStreamingPipeline(DiffusionPipeline):
 
         return noise
 
-    def renoise_for(self, generator) -> Callable[[str, torch.Tensor], torch.Tensor]:
+    @staticmethod
+    def renoise_for(generator) -> Callable[[str, torch.Tensor], torch.Tensor]:
         """Fresh noise like a window's latents, drawn as the official samplers draw it.
 
         `torch.randn_like` of their (B, F, C, H, W) latents, so the same generator gives the same
         values: drawn in that layout and moved to avgen's (B, C, F, H, W); audio (B, T, C) likewise.
         """
-        device = self._execution_device
 
         def renoise(kind: str, like: torch.Tensor) -> torch.Tensor:
-            drawn = randn_tensor(like.movedim(1, 2).shape, generator=generator, device=device, dtype=like.dtype)
+            drawn = randn_tensor(like.movedim(1, 2).shape, generator=generator, device=like.device, dtype=like.dtype)
             return drawn.movedim(1, 2)
 
         return renoise
@@ -448,7 +449,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         first = self.prepare_image(image, height, width, batch) if image is not None else None
         self.onload(self.audio_codec)
         given_audio = self.prepare_given_audio(audio, batch, total_frames) if audio is not None else None
-        levels = self.scheduler.levels(num_inference_steps, device=self._execution_device)
+        device = positive.device
+        levels = self.scheduler.levels(num_inference_steps, device=device)
         renoise = self.renoise_for(generator) if self.scheduler.renoises else None
 
         def on_tick(tick: int, chunks: list[LatentChunk], new_levels: torch.Tensor) -> None:
@@ -461,8 +463,14 @@ class AVStreamingPipeline(DiffusionPipeline):
             sigmas=self.scheduler.sigmas(levels), on_tick=on_tick,
         )  # fmt: skip
 
-        def set_prompt(new_prompt: str) -> None:
-            denoiser.set_prompt(self.encode_prompt(self.prompt_list(new_prompt) * batch))
+        def set_prompt(new_prompt: str | None, new_embeds: torch.Tensor | None) -> None:
+            if (new_prompt is None) == (new_embeds is None):
+                raise ValueError("give the new prompt as text or as prompt_embeds (one of them)")
+            if new_embeds is not None:
+                embeds = self.pad_prompt_embeds(new_embeds.to(device=device, dtype=self.transformer.dtype))
+            else:
+                embeds = self.encode_prompt(self.prompt_list(new_prompt) * batch)
+            denoiser.set_prompt(embeds)
 
         chunks = self._decoded(latent_chunks, total_frames, num_chunks, output_type)
         return AVStream(chunks, set_prompt)
