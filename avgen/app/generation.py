@@ -96,7 +96,7 @@ class Generation:
         self._closing = threading.Event()  # the consumer left: stop without counting as a user's Stop
         self._worker: threading.Thread | None = None
         self._frames: list[np.ndarray] = []  # (F, H, W, 3) uint8 per chunk, for the final mp4
-        self._audio: list[np.ndarray] = []  # (C, S) float32 per chunk
+        self._audio: list[np.ndarray | None] = []  # (C, S) float32 per chunk; None from a video-only model
         self.request = request
         self.progress = Progress(prompt=request.prompt)
         height, width = model.frame_size
@@ -144,8 +144,9 @@ class Generation:
         target = self._config.first_segment_seconds
         for chunk in self._stream:
             frames.append(chunk.frames[0])  # (F, H, W, 3) of batch item 0, the only one
-            audio.append(chunk.audio[0])  # (C, S)
-            self._record(chunk.frames[0], chunk.audio[0], fps)
+            chunk_audio = chunk.audio[0] if chunk.audio is not None else None  # (C, S)
+            audio.append(chunk_audio)
+            self._record(chunk.frames[0], chunk_audio, fps)
             if self._controls.stop.is_set():
                 self.progress.stopped = True
                 break
@@ -161,11 +162,12 @@ class Generation:
         if frames and not self._closing.is_set():
             yield self._write(frames, audio, fps, sample_rate)
 
-    def recorded(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Everything made so far: frames (F, H, W, 3) uint8 and audio (C, S) float32; None before the first chunk."""
+    def recorded(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Everything made so far: frames (F, H, W, 3) uint8 and audio (C, S) float32 (None from a
+        video-only model); None before the first chunk."""
         if not self._frames:
             return None
-        return np.concatenate(self._frames), np.concatenate(self._audio, axis=-1)
+        return np.concatenate(self._frames), _joined(self._audio)
 
     def save_mp4(self, path: Path) -> Path | None:
         """Write all audio + video made so far as an H.264 + AAC mp4; None when nothing was made."""
@@ -180,7 +182,7 @@ class Generation:
         if self._worker is not None:
             self._worker.join()
 
-    def _record(self, frames: np.ndarray, audio: np.ndarray, fps: int) -> None:
+    def _record(self, frames: np.ndarray, audio: np.ndarray | None, fps: int) -> None:
         self._frames.append(frames)
         self._audio.append(audio)
         self.progress.chunks += 1
@@ -201,11 +203,16 @@ class Generation:
             return
         self.progress.prompt, self.progress.prompt_note = edit.strip(), ""
 
-    def _write(self, frames: list[np.ndarray], audio: list[np.ndarray], fps: int, sample_rate: int) -> Segment:
+    def _write(self, frames: list[np.ndarray], audio: list[np.ndarray | None], fps: int, sample_rate: int | None) -> Segment:
         self._folder.mkdir(parents=True, exist_ok=True)
         path = self._folder / f"segment-{self.progress.segments:05d}.mp4"
-        write_segment(path, np.concatenate(frames), np.concatenate(audio, axis=-1), fps, sample_rate)
+        write_segment(path, np.concatenate(frames), _joined(audio), fps, sample_rate)
         self.progress.segments += 1
         if self.progress.first_segment_wall_seconds is None:
             self.progress.first_segment_wall_seconds = time.perf_counter() - self._began
         return Segment(path=path, seconds=sum(len(f) for f in frames) / fps)
+
+
+def _joined(audio: list[np.ndarray | None]) -> np.ndarray | None:
+    """Chunks' (C, S) audio joined along time; None for a video-only model's."""
+    return None if audio[0] is None else np.concatenate(audio, axis=-1)

@@ -24,11 +24,9 @@ class AppModel:
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        """(height, width) of generated frames: those of the world the model learnt."""
-        from avgen.world import WorldConfig
-
-        world = WorldConfig()
-        return world.height, world.width
+        """(height, width) of generated frames: the folder's (avgen-tiny: the world's 64x64)."""
+        config = self.pipelines["rolling"].config
+        return config.height, config.width
 
 
 def load_model(path: str | Path | None, device: str = "cpu", dtype: str = "float32", untrained: bool = False) -> AppModel:
@@ -54,6 +52,8 @@ def load_model(path: str | Path | None, device: str = "cpu", dtype: str = "float
     if torch_dtype != rolling.transformer.dtype:  # diffusers warns about any cast, even a needless one
         rolling.to(dtype=torch_dtype)
     rolling.set_progress_bar_config(disable=True)
-    mutual = MutualForcingPipeline(**rolling.components)
+    # The folder's sampling defaults (a converted checkpoint's cache layout and budgets) go along.
+    defaults = {key: value for key, value in rolling.config.items() if not key.startswith("_") and key not in rolling.components}
+    mutual = MutualForcingPipeline(**rolling.components, **{**defaults, "window": None})
     mutual.set_progress_bar_config(disable=True)
     return AppModel(pipelines={"rolling": rolling, "mutual": mutual}, source=source, trained=trained)

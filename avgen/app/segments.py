@@ -16,6 +16,7 @@ import numpy as np
 from avgen.media import write_mp4
 
 
-def write_segment(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int, sample_rate: int) -> Path:
-    """Write frames (F, H, W, 3) uint8 and audio (C, S) float32 in [-1, 1] of the same span as an mp4 chunk."""
+def write_segment(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: int, sample_rate: int | None) -> Path:
+    """Write frames (F, H, W, 3) uint8 and audio (C, S) float32 in [-1, 1] of the same span (or None:
+    video only) as an mp4 chunk."""
     return write_mp4(path, frames, audio, fps, sample_rate, audio_codec="flac")

@@ -91,3 +91,24 @@ def test_unreadable_edit_keeps_the_prompt_and_says_why(model, tmp_path):
 def test_unknown_words_fail_before_any_work(model, tmp_path):
     with pytest.raises(ValueError, match="unknown words in prompt: dragon"):
         start(model, tmp_path, prompt="A purple dragon")
+
+
+def test_a_video_only_model_streams_segments_without_sound(tmp_path):
+    from avgen.app.model import AppModel
+    from avgen.codecs.presets import tiny_video_codec
+    from avgen.models import CausalAVTransformer
+    from avgen.pipelines import MutualForcingPipeline, RollingForcingPipeline
+    from avgen.scheduler import FlowMatchShortcutScheduler
+    from avgen.text import WorldTextEncoder
+
+    torch.manual_seed(0)
+    transformer = CausalAVTransformer.from_preset("tiny", modalities=("video",), step_conditioning=False).eval()
+    rolling = RollingForcingPipeline(transformer=transformer, vae=tiny_video_codec().eval(), text_encoder=WorldTextEncoder().eval(),
+                                     scheduler=FlowMatchShortcutScheduler(sampler="renoise"))  # fmt: skip
+    rolling.set_progress_bar_config(disable=True)
+    model = AppModel({"rolling": rolling, "mutual": MutualForcingPipeline(**rolling.components)}, "video only", False)
+    generation = start(model, tmp_path, seconds=1.0, first_segment_seconds=0.25, segment_seconds=1.0)
+    segments = list(generation.segments())
+    assert segments and all((probe(s.path).video_codec, probe(s.path).audio_codec) == ("h264", None) for s in segments)
+    info = probe(generation.save_mp4(tmp_path / "out.mp4"))
+    assert info.audio_codec is None and abs(info.duration - 1.0) < 0.1
