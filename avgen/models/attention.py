@@ -11,7 +11,7 @@ CUDA tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache, cache
+from functools import cache, cached_property, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -43,21 +43,34 @@ class Visibility:
     key_tokens: int
     context_group: int = 0
 
-    def chunk_mask(self) -> torch.Tensor:
-        """(Nq_chunks, Nk_chunks) bool, True where a query chunk sees a key chunk."""
+    # Computed once per object: a forward shares one Visibility among its layers, and layouts
+    # that repeat (every chunk of a stream) share one among their forwards.
+    @cached_property
+    def _chunk_mask(self) -> torch.Tensor:
         return _visible(
             self.query_chunk[:, None], self.key_chunk[None, :], self.query_group[:, None], self.key_group[None, :],
             self.context_group,
         )  # fmt: skip
 
+    @cached_property
+    def _dense(self) -> torch.Tensor:
+        return self._chunk_mask.repeat_interleave(self.query_tokens, 0).repeat_interleave(self.key_tokens, 1)
+
+    @cached_property
+    def _full(self) -> bool:
+        return bool(self._chunk_mask.all())
+
+    def chunk_mask(self) -> torch.Tensor:
+        """(Nq_chunks, Nk_chunks) bool, True where a query chunk sees a key chunk."""
+        return self._chunk_mask
+
     def dense(self) -> torch.Tensor:
         """(Lq, Lk) bool token mask."""
-        mask = self.chunk_mask()
-        return mask.repeat_interleave(self.query_tokens, 0).repeat_interleave(self.key_tokens, 1)
+        return self._dense
 
     def is_full(self) -> bool:
         """True when every query sees every key, so no mask is needed."""
-        return bool(self.chunk_mask().all())
+        return self._full
 
 
 def _visible(q_chunk, k_chunk, q_group, k_group, context_group: int):

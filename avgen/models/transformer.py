@@ -187,6 +187,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             else None
         )
         self.attention_backend = "sdpa"
+        self._layout_memo: dict[tuple, object] = {}  # rotary tables and masks by layout (see _LayoutTables)
         self.gradient_checkpointing = False  # set by enable_gradient_checkpointing(): recompute each layer in backward
 
     # ------------------------------------------------------------------ public API
@@ -308,7 +309,9 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks + cached
         layout = (chunks + view.query_time, visible, torch.full_like(chunks, CONTEXT))
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
-        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write)
+        # Everything the rotary tables and masks depend on: a stream repeats these every chunk.
+        signature = (view.time, view.query_time, num_chunks, joint, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write, signature=signature)
         if write:
             kv_cache.commit(num_chunks)
         return AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
@@ -339,8 +342,13 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         cache: KVCache | None,
         view: CacheView | None,
         write: bool,
+        signature: tuple | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Run the towers (and fusion) over the given chunks; see forward / forward_chunks."""
+        """Run the towers (and fusion) over the given chunks; see forward / forward_chunks.
+
+        `signature`: a hashable summary of the layout; forwards with the same one reuse each
+        other's rotary tables and masks (None: computed for this forward alone).
+        """
         cfg = self.config
         towers = self.towers
         device = layout[0].device
@@ -363,7 +371,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, cached_time, slots, slot_seconds)
             check_positions(sequences[kind].slot_times(with_cache=False), cfg.rope_max_seq_len)
 
-        angles = _AngleTable(sequences, cfg.rope_theta)
+        tables = _LayoutTables(sequences, cfg.rope_theta, self._layout_memo, signature)
         backend = self.attention_backend
         text = {kind: self._text_kv(towers[kind], kind, encoder_hidden_states, cache) for kind in sequences}
 
@@ -374,8 +382,8 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             def attend_fn(query, key, value):
                 return _attend_with_cache(
                     cache, view, write, layer, kind, query, key, value,
-                    angles.self_angles(kind, head_dim, with_cache=False), angles.self_angles(kind, head_dim, with_cache=True),
-                    sequence, sequence, backend,
+                    tables.self_angles(kind, head_dim, with_cache=False), tables.self_angles(kind, head_dim, with_cache=True),
+                    tables.visibility(kind, kind), sequence.num_chunks, backend,
                 )  # fmt: skip
 
             return attend_fn
@@ -391,7 +399,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 sequence.tokens = block.self_attention(kind_tokens, modulations[kind], self_attend(layer, kind))
                 sequence.tokens = block.text_attention(sequence.tokens, text[kind][layer], text_attend)
             if self.fusion_blocks is not None and len(sequences) == 2:
-                self._fuse(layer, sequences, angles, cache, view, write, backend)
+                self._fuse(layer, sequences, tables, cache, view, write, backend)
             for kind, sequence in sequences.items():
                 sequence.tokens = towers[kind].blocks[layer].feed_forward(sequence.tokens, modulations[kind])
             return tuple(sequence.tokens for sequence in sequences.values())
@@ -413,7 +421,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             outputs[kind] = tower.unembed(tower.head(sequence.tokens, sequence.temb), sequence.grid)
         return outputs
 
-    def _fuse(self, layer, sequences, angles, cache, view, write, backend) -> None:
+    def _fuse(self, layer, sequences, tables, cache, view, write, backend) -> None:
         fusion = self.fusion_blocks[layer]
         video, audio = sequences["video"], sequences["audio"]
         updates = {}
@@ -427,9 +435,9 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             def attend_fn(q, k, v, query_seq=query_seq, context_seq=context_seq, head_dim=head_dim, stream=stream):
                 return _attend_with_cache(
                     cache, view, write, layer, stream, q, k, v,
-                    angles.time_angles(query_seq.kind, head_dim, with_cache=False),
-                    angles.time_angles(context_seq.kind, head_dim, with_cache=True),
-                    query_seq, context_seq, backend,
+                    tables.time_angles(query_seq.kind, head_dim, with_cache=False),
+                    tables.time_angles(context_seq.kind, head_dim, with_cache=True),
+                    tables.visibility(query_seq.kind, context_seq.kind), query_seq.num_chunks, backend,
                 )  # fmt: skip
 
             updates[query_seq.kind] = module(query_seq.tokens, key, value, attend_fn)
@@ -528,33 +536,61 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         return value
 
 
-class _AngleTable:
-    """Rotary (cos, sin) of one forward, computed once and shared by every layer."""
+class _LayoutTables:
+    """Rotary (cos, sin) and attention visibility of a forward's layout, shared by every layer.
 
-    def __init__(self, sequences: dict[str, _Sequence], theta: float):
+    With a `signature` they live in `memo` (the transformer's), so the next forward of the same
+    layout (in a stream: every chunk once the window is full) reuses them instead of rebuilding
+    float64 angle tables and masks; the memo is emptied when it outgrows `MEMO_SIZE` entries.
+    """
+
+    MEMO_SIZE = 256
+
+    def __init__(self, sequences: dict[str, _Sequence], theta: float, memo: dict, signature: tuple | None):
         self.sequences = sequences
         self.theta = theta
-        self._memo: dict[tuple, torch.Tensor] = {}
+        self._memo = memo if signature is not None else {}
+        self._signature = signature
+        if len(self._memo) > self.MEMO_SIZE:
+            self._memo.clear()
+
+    def _get(self, key: tuple, build):
+        key = (self._signature, *key)
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     def self_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotation of a tower's own attention: Wan's 3-D split for video, time for audio."""
-        key = ("self", kind, head_dim, with_cache)
-        if key not in self._memo:
+
+        def build():
             sequence = self.sequences[kind]
             if kind == "video":
                 _, height, width = sequence.grid
-                angles = video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta)
-            else:
-                angles = time_angles(sequence.token_times(with_cache), head_dim, self.theta)
-            self._memo[key] = rotation(angles)
-        return self._memo[key]
+                return rotation(video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta))
+            return rotation(time_angles(sequence.token_times(with_cache), head_dim, self.theta))
+
+        return self._get(("self", kind, head_dim, with_cache), build)
 
     def time_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotation by time alone (cross-modal fusion)."""
-        key = ("time", kind, head_dim, with_cache)
-        if key not in self._memo:
-            self._memo[key] = rotation(time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta))
-        return self._memo[key]
+        return self._get(
+            ("time", kind, head_dim, with_cache),
+            lambda: rotation(time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta)),
+        )
+
+    def visibility(self, query_kind: str, key_kind: str) -> Visibility:
+        """Which of [cached | current] keys of `key_kind` each current query of `query_kind` sees."""
+
+        def build():
+            query_seq, key_seq = self.sequences[query_kind], self.sequences[key_kind]
+            query_chunk, query_group = query_seq.chunk_visibility(with_cache=False)
+            key_chunk, key_group = key_seq.chunk_visibility(with_cache=True)
+            return Visibility(
+                query_chunk, query_group, query_seq.tokens_per_chunk, key_chunk, key_group, key_seq.tokens_per_chunk, CONTEXT
+            )
+
+        return self._get(("visibility", query_kind, key_kind), build)
 
 
 def _attend_with_cache(
@@ -568,8 +604,8 @@ def _attend_with_cache(
     value: torch.Tensor,
     query_angles: tuple[torch.Tensor, torch.Tensor],
     key_angles: tuple[torch.Tensor, torch.Tensor],
-    query_seq: _Sequence,
-    key_seq: _Sequence,
+    visibility: Visibility,
+    num_chunks: int,
     backend: str,
 ) -> torch.Tensor:
     """Attention of the current queries over [cached keys | current keys], rotated at re-based positions.
@@ -578,12 +614,7 @@ def _attend_with_cache(
     """
     cached = cache.read(layer, stream, view) if cache is not None else None
     keys, values = (key, value) if cached is None else (torch.cat([cached[0], key], 1), torch.cat([cached[1], value], 1))
-    query_chunk, query_group = query_seq.chunk_visibility(with_cache=False)
-    key_chunk, key_group = key_seq.chunk_visibility(with_cache=cached is not None)
-    visibility = Visibility(
-        query_chunk, query_group, query_seq.tokens_per_chunk, key_chunk, key_group, key_seq.tokens_per_chunk, CONTEXT
-    )
     out = attend(rotate(query, query_angles), rotate(keys, key_angles), values, visibility, backend)
     if write:
-        cache.write(layer, stream, key, value, query_seq.num_chunks)
+        cache.write(layer, stream, key, value, num_chunks)
     return out
