@@ -19,10 +19,14 @@ def inverse_frequencies(dim: int, theta: float, device: torch.device | None = No
     return 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64, device=device)[: dim // 2] / dim)
 
 
-def check_positions(time: torch.Tensor, max_position: int) -> None:
-    if time.numel() and float(time.max()) >= max_position:
+def check_positions(last: float, max_position: int) -> None:
+    """Raise when the latest position of a forward, `last` (latent frames), is past the table.
+
+    Checked on a number the caller knows, not on a device tensor, so a forward never waits for the GPU.
+    """
+    if last >= max_position:
         raise ValueError(
-            f"rotary time position {float(time.max()):g} is past the model's table of {max_position} latent frames; "
+            f"rotary time position {last:g} is past the model's table of {max_position} latent frames; "
             "use a KVCache with sink + window chunks so positions are re-based"
         )
 

@@ -273,7 +273,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                     torch.cat([zeros, timestep], dim=1),
                     torch.cat([zeros, step], dim=1),
                 )
-        outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, view=None, write=False)
+        outputs = self._run(inputs, layout, encoder_hidden_states, cache=None, view=None, write=False, last_chunk=num_chunks - 1)
         if teacher_forcing:
             outputs = {kind: out[:, :, out.shape[2] // 2 :] for kind, out in outputs.items()}
         result = AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
@@ -311,7 +311,10 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
         # Everything the rotary tables and masks depend on: a stream repeats these every chunk.
         signature = (view.time, view.query_time, num_chunks, joint, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
-        outputs = self._run(inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write, signature=signature)
+        outputs = self._run(
+            inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write,
+            last_chunk=view.query_time + num_chunks - 1, signature=signature,
+        )  # fmt: skip
         if write:
             kv_cache.commit(num_chunks)
         return AVTransformerOutput(video=outputs.get("video"), audio=outputs.get("audio"))
@@ -342,10 +345,12 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         cache: KVCache | None,
         view: CacheView | None,
         write: bool,
+        last_chunk: int,
         signature: tuple | None = None,
     ) -> dict[str, torch.Tensor]:
         """Run the towers (and fusion) over the given chunks; see forward / forward_chunks.
 
+        `last_chunk`: the rotary position (in chunks) of the latest chunk computed.
         `signature`: a hashable summary of the layout; forwards with the same one reuse each
         other's rotary tables and masks (None: computed for this forward alone).
         """
@@ -369,7 +374,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 slots = cfg.chunk_frames * cfg.audio_latents_per_frame // tower.patch_size[0]
                 slot_seconds = tower.patch_size[0] / cfg.audio_latents_per_frame
             sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, cached_time, slots, slot_seconds)
-            check_positions(sequences[kind].slot_times(with_cache=False), cfg.rope_max_seq_len)
+            check_positions(((last_chunk + 1) * slots - 1) * slot_seconds, cfg.rope_max_seq_len)
 
         tables = _LayoutTables(sequences, cfg.rope_theta, self._layout_memo, signature)
         backend = self.attention_backend

@@ -114,3 +114,20 @@ def test_dtype_moves_and_model_offload_keep_the_video(converted, official_tiny):
     half = load(converted["rolling-forcing"]).to(torch.bfloat16)
     got = sample(half, official_tiny, 21)
     assert got.dtype == torch.bfloat16 and (got.float() - reference).abs().mean() < 0.1
+
+
+@pytest.mark.parametrize("name", ["causvid", "longlive", "causal-forcing", "causal-forcing-framewise"])
+def test_every_recipe_converts_and_streams_past_its_cache_with_a_prompt_change(name, official_tiny, tiny_wan_base_diffusers, tmp_path):
+    pipe = load(convert(official_tiny, tiny_wan_base_diffusers, tmp_path / name, name))
+    inputs = torch.load(official_tiny / "inputs.pt", weights_only=True)
+    embeds = inputs["prompt_embeds"]
+    chunks = pipe.config.cache_chunks + pipe.config.sink_chunks + 2  # far enough that the ring has wrapped
+    stream = pipe.stream(prompt_embeds=embeds, latents=torch.randn(1, 16, chunks * pipe.transformer.config.chunk_frames, 8, 8),
+                         generator=torch.Generator().manual_seed(0), output_type="latent")  # fmt: skip
+    made = []
+    for chunk in stream:
+        made.append(chunk.frames)
+        if chunk.index == chunks // 2:
+            stream.set_prompt(prompt_embeds=embeds.flip(1))
+    assert len(made) == chunks and all(torch.isfinite(c).all() for c in made)
+    assert pipe.config.recache_on_prompt_change == (name == "longlive")
