@@ -3,17 +3,23 @@
 Layout, for every (layer, stream) — a stream is one attention's keys, e.g. the video
 tower's self-attention or the audio keys that video queries read in the fusion layer:
 
-    keys, values: (B, (sink + window) * tokens_per_chunk, Nh, Dh), preallocated, pre-rotary
+    keys, values: (B, (sink + window) * tokens_per_chunk, Nh, Dh), preallocated
     slot s holds chunk s for s < sink (the attention sink: kept forever), and the ring
     buffer slots sink .. sink + window - 1 hold the most recent `window` chunks.
 
-Keys are stored before the rotary embedding. Each forward asks the cache for a `CacheView`:
-which cached chunks its queries see and at which rotary positions. By default every cached
-chunk is seen, sink then window oldest to newest, at positions 0 .. n - 1 with the chunks
-being computed right after: whatever the absolute time, the model sees a contiguous stretch
-of at most sink + window + span chunks, so it never runs past its rotary table and memory
-stays flat. Until the buffer first wraps, these positions are the absolute ones, so
-incremental generation equals a full block-causal forward.
+Each forward asks the cache for a `CacheView`: which cached chunks its queries see and at
+which rotary positions. By default every cached chunk is seen, sink then window oldest to
+newest, at positions 0 .. n - 1 with the chunks being computed right after: whatever the
+absolute time, the model sees a contiguous stretch of at most sink + window + span chunks,
+so it never runs past its rotary table and memory stays flat. Until the buffer first wraps,
+these positions are the absolute ones, so incremental generation equals a full block-causal
+forward.
+
+Keys are stored rotated at their absolute time, and the queries are rotated at theirs. A
+rotary score depends only on the distance between query and key, so the recent chunks, which
+keep their distances, are read as they are; only a chunk whose distance the view changes
+(the re-rotated sink) is turned by the difference, `CacheView.shifts`. Keys are never
+re-rotated wholesale on a read.
 
 The field's samplers see less, and differently, and a `Reach` per pass reproduces them:
   * an attention budget that counts the queries: Rolling Forcing's 21 latent frames let a
@@ -61,11 +67,20 @@ class CacheView:
     """The cached chunks one forward reads: their slots in time order and their rotary positions.
 
     `time` and `query_time` are in chunks; the forward's own chunks sit at query_time, query_time + 1, ...
+    `absolute` and `query_absolute` are the same chunks' absolute times, at which keys are stored rotated.
     """
 
     slots: tuple[int, ...]
     time: tuple[int, ...]
     query_time: int
+    absolute: tuple[int, ...]
+    query_absolute: int
+
+    @property
+    def shifts(self) -> tuple[int, ...]:
+        """Per chunk read, how many chunks later than its stored rotation the view places it
+        (relative to the queries); 0 for every chunk that keeps its distance."""
+        return tuple((t - self.query_time) - (a - self.query_absolute) for t, a in zip(self.time, self.absolute))
 
     @property
     def contiguous(self) -> bool:
@@ -148,13 +163,12 @@ class KVCache:
             else:
                 picked = picked[-room:] if room else []
         slots = tuple(order[i] for i in picked)
+        held = tuple(absolute[i] for i in picked)
         if self.sink_positions == "rerotated":
-            return CacheView(slots, tuple(range(len(slots))), len(slots))
-        time = [absolute[i] for i in picked]
-        query_time = self.num_chunks
-        overflow = 0 if max_time is None else max(0, query_time + num_queries - max_time)
-        time = [t if t < num_sink else t - overflow for t in time]
-        return CacheView(slots, tuple(time), query_time - overflow)
+            return CacheView(slots, tuple(range(len(slots))), len(slots), held, self.num_chunks)
+        overflow = 0 if max_time is None else max(0, self.num_chunks + num_queries - max_time)
+        time = tuple(t if t < num_sink else t - overflow for t in held)
+        return CacheView(slots, time, self.num_chunks - overflow, held, self.num_chunks)
 
     def read(self, layer: int, stream: str, view: CacheView | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Cached (keys, values) of a stream for a view (default: every cached chunk in time order),

@@ -60,6 +60,19 @@ def time_angles(time: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor
     return time.double()[:, None] * inverse_frequencies(head_dim, theta, time.device)
 
 
+def time_shift_angles(shift: float, head_dim: int, theta: float, video: bool, device: torch.device | None = None) -> torch.Tensor:
+    """(head_dim // 2,) float64 angles that move a rotated key `shift` latent frames later in time.
+
+    Rotations compose by adding angles, so a key rotated at time a and then by these sits at
+    a + shift. Video keys move in Wan's time band only (their height and width stay).
+    """
+    if not video:
+        return shift * inverse_frequencies(head_dim, theta, device)
+    spatial = 2 * (head_dim // 6)
+    temporal = shift * inverse_frequencies(head_dim - 2 * spatial, theta, device)
+    return torch.cat([temporal, temporal.new_zeros(spatial)])
+
+
 def rotation(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 (cos, sin) of (L, Dh / 2) angles, shaped (1, L, 1, Dh / 2) to broadcast over (B, L, Nh, Dh / 2)."""
     return angles.cos().float()[None, :, None], angles.sin().float()[None, :, None]

@@ -30,7 +30,7 @@ from torch import nn
 from avgen.models.attention import BACKENDS, Visibility, attend
 from avgen.models.fusion import FusionBlock
 from avgen.models.kv_cache import CacheView, KVCache
-from avgen.models.rope import check_positions, rotate, rotation, time_angles, video_angles
+from avgen.models.rope import check_positions, rotate, rotation, time_angles, time_shift_angles, video_angles
 from avgen.models.tower import Tower
 
 CONTEXT, NOISY = 0, 1  # attention groups of teacher forcing (see Visibility)
@@ -70,46 +70,32 @@ class _Sequence:
     grid: tuple[int, ...]  # token grid of the current chunks: (F', H', W') or (T',)
     temb: torch.Tensor  # (B, Nc, D)
     timestep_proj: torch.Tensor  # (B, Nc, 6, D)
-    chunk_time: torch.Tensor  # (Nc,) rotary position of each current chunk, in chunks
+    chunk_times: tuple[int, ...]  # rotary position of each current chunk, in chunks (absolute in a stream)
     chunk_visible: torch.Tensor  # (Nc,) visibility index of each current chunk
     chunk_group: torch.Tensor  # (Nc,) CONTEXT or NOISY
-    cached_time: torch.Tensor  # (Nk,) rotary position of each cached chunk read, in chunks
+    num_cached: int  # cached chunks read before the current ones
     slots_per_chunk: int  # time slots per chunk: latent frames (video) or audio tokens (audio)
     slot_seconds: float  # length of a slot, in latent frames
 
     @property
     def num_chunks(self) -> int:
-        return len(self.chunk_time)
+        return len(self.chunk_times)
 
     @property
     def tokens_per_chunk(self) -> int:
         return self.tokens.shape[1] // self.num_chunks
 
-    def _chunks(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if not with_cache or len(self.cached_time) == 0:
-            return self.chunk_time, self.chunk_visible, self.chunk_group
-        cached = torch.arange(len(self.cached_time), device=self.chunk_time.device)
-        return (
-            torch.cat([self.cached_time, self.chunk_time]),
-            torch.cat([cached, self.chunk_visible]),
-            torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group]),
-        )
-
-    def slot_times(self, with_cache: bool) -> torch.Tensor:
-        """(chunks * slots_per_chunk,) time of each slot (latent frame or audio token), in latent frames."""
-        chunk_time = self._chunks(with_cache)[0]
-        offsets = torch.arange(self.slots_per_chunk, device=chunk_time.device)
-        return ((chunk_time[:, None] * self.slots_per_chunk + offsets) * self.slot_seconds).flatten()
-
-    def token_times(self, with_cache: bool) -> torch.Tensor:
-        """(tokens,) time of each token, in latent frames."""
-        slots = self.slot_times(with_cache)
-        return slots.repeat_interleave(self.tokens_per_chunk // self.slots_per_chunk)
+    def slot_times(self, chunk_time: int) -> torch.Tensor:
+        """(slots_per_chunk,) time of each slot (latent frame or audio token) of a chunk, in latent frames."""
+        offsets = torch.arange(self.slots_per_chunk, device=self.tokens.device)
+        return (chunk_time * self.slots_per_chunk + offsets) * self.slot_seconds
 
     def chunk_visibility(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(chunks,) visibility index and group of each chunk."""
-        _, visible, group = self._chunks(with_cache)
-        return visible, group
+        """(chunks,) visibility index and group of each chunk, cached ones first when asked."""
+        if not with_cache or self.num_cached == 0:
+            return self.chunk_visible, self.chunk_group
+        cached = torch.arange(self.num_cached, device=self.chunk_visible.device)
+        return torch.cat([cached, self.chunk_visible]), torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group])
 
 
 class CausalAVTransformer(ModelMixin, ConfigMixin):
@@ -255,14 +241,15 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         device = (video if video is not None else audio).device
         chunks = torch.arange(num_chunks, device=device)
         visible = chunks if causal else torch.zeros_like(chunks)
+        times = tuple(range(num_chunks))
         if teacher_forcing:  # [clean context | noisy chunks], both at the same time positions
             layout = (
-                torch.cat([chunks, chunks]),
+                times + times,
                 torch.cat([visible, visible]),
                 torch.cat([torch.full_like(chunks, CONTEXT), torch.full_like(chunks, NOISY)]),
             )
         else:
-            layout = (chunks, visible, torch.full_like(chunks, CONTEXT))
+            layout = (times, visible, torch.full_like(chunks, CONTEXT))
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
         if teacher_forcing:
             contexts = {"video": context_video, "audio": context_audio}
@@ -307,10 +294,11 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         chunks = torch.arange(num_chunks, device=device)
         cached = len(view.slots)
         visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks + cached
-        layout = (chunks + view.query_time, visible, torch.full_like(chunks, CONTEXT))
+        # Queries at their absolute times, like the stored keys (see avgen.models.kv_cache).
+        layout = (tuple(range(view.query_absolute, view.query_absolute + num_chunks)), visible, torch.full_like(chunks, CONTEXT))
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
-        # Everything the rotary tables and masks depend on: a stream repeats these every chunk.
-        signature = (view.time, view.query_time, num_chunks, joint, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
+        # Everything the masks and the cached keys' shifts depend on: a stream repeats these every chunk.
+        signature = (view.shifts, num_chunks, joint, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
         outputs = self._run(
             inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write,
             last_chunk=view.query_time + num_chunks - 1, signature=signature,
@@ -356,8 +344,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         """
         cfg = self.config
         towers = self.towers
-        device = layout[0].device
-        cached_time = torch.tensor(view.time if view is not None else (), dtype=torch.long, device=device)
+        num_cached = len(view.slots) if view is not None else 0
 
         sequences: dict[str, _Sequence] = {}
         for kind, (latents, timestep, step) in inputs.items():
@@ -373,10 +360,10 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 grid = (latents.shape[2] // tower.patch_size[0],)
                 slots = cfg.chunk_frames * cfg.audio_latents_per_frame // tower.patch_size[0]
                 slot_seconds = tower.patch_size[0] / cfg.audio_latents_per_frame
-            sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, cached_time, slots, slot_seconds)
+            sequences[kind] = _Sequence(kind, tokens, grid, temb, projection, *layout, num_cached, slots, slot_seconds)
             check_positions(((last_chunk + 1) * slots - 1) * slot_seconds, cfg.rope_max_seq_len)
 
-        tables = _LayoutTables(sequences, cfg.rope_theta, self._layout_memo, signature)
+        tables = _LayoutTables(sequences, cfg.rope_theta, cfg.chunk_frames, self._layout_memo, signature, view)
         backend = self.attention_backend
         text = {kind: self._text_kv(towers[kind], kind, encoder_hidden_states, cache) for kind in sequences}
 
@@ -385,10 +372,11 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             head_dim = towers[kind].blocks[layer].attn1.head_dim
 
             def attend_fn(query, key, value):
+                rotation = tables.self_angles(kind, head_dim)
                 return _attend_with_cache(
-                    cache, view, write, layer, kind, query, key, value,
-                    tables.self_angles(kind, head_dim, with_cache=False), tables.self_angles(kind, head_dim, with_cache=True),
-                    tables.visibility(kind, kind), sequence.num_chunks, backend,
+                    cache, view, write, layer, kind, query, key, value, rotation, rotation,
+                    tables.shifts(kind, head_dim, video_band=kind == "video"), tables.visibility(kind, kind),
+                    sequence.num_chunks, backend,
                 )  # fmt: skip
 
             return attend_fn
@@ -440,8 +428,8 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
             def attend_fn(q, k, v, query_seq=query_seq, context_seq=context_seq, head_dim=head_dim, stream=stream):
                 return _attend_with_cache(
                     cache, view, write, layer, stream, q, k, v,
-                    tables.time_angles(query_seq.kind, head_dim, with_cache=False),
-                    tables.time_angles(context_seq.kind, head_dim, with_cache=True),
+                    tables.time_angles(query_seq.kind, head_dim), tables.time_angles(context_seq.kind, head_dim),
+                    tables.shifts(context_seq.kind, head_dim, video_band=False),
                     tables.visibility(query_seq.kind, context_seq.kind), query_seq.num_chunks, backend,
                 )  # fmt: skip
 
@@ -542,47 +530,88 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
 
 
 class _LayoutTables:
-    """Rotary (cos, sin) and attention visibility of a forward's layout, shared by every layer.
+    """Rotary (cos, sin), cached keys' shifts and attention visibility of a forward, shared by every layer.
 
-    With a `signature` they live in `memo` (the transformer's), so the next forward of the same
-    layout (in a stream: every chunk once the window is full) reuses them instead of rebuilding
-    float64 angle tables and masks; the memo is emptied when it outgrows `MEMO_SIZE` entries.
+    Rotary tables are built per chunk and time and kept in `memo` (the transformer's), so a
+    chunk computed in several passes (a rolling window holds it for a pass per level, then
+    its refresh) pays for its table once. With a `signature`, the shifts and masks of the
+    layout are kept there too, for the next forward of the same layout (every chunk of a
+    stream once its window is full). The memo is emptied when it outgrows `MEMO_SIZE` entries.
     """
 
-    MEMO_SIZE = 256
+    MEMO_SIZE = 512
 
-    def __init__(self, sequences: dict[str, _Sequence], theta: float, memo: dict, signature: tuple | None):
+    def __init__(self, sequences: dict[str, _Sequence], theta: float, chunk_frames: int, memo: dict, signature: tuple | None, view: CacheView | None):
         self.sequences = sequences
         self.theta = theta
-        self._memo = memo if signature is not None else {}
+        self.chunk_frames = chunk_frames
+        self._memo = memo
         self._signature = signature
+        self._view = view
+        self._local: dict[tuple, object] = {}
         if len(self._memo) > self.MEMO_SIZE:
             self._memo.clear()
 
-    def _get(self, key: tuple, build):
-        key = (self._signature, *key)
-        if key not in self._memo:
-            self._memo[key] = build()
-        return self._memo[key]
+    def _kept(self, key: tuple, build, shared: bool):
+        store = self._memo if shared else self._local
+        if key not in store:
+            store[key] = build()
+        return store[key]
 
-    def self_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotation of a tower's own attention: Wan's 3-D split for video, time for audio."""
+    def _chunk_rotation(self, sequence: _Sequence, head_dim: int, time: int, video_split: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin), (1, tokens_per_chunk, 1, Dh / 2), of one chunk at `time` (in chunks)."""
 
         def build():
-            sequence = self.sequences[kind]
-            if kind == "video":
+            slots = sequence.slot_times(time)  # (slots_per_chunk,)
+            if video_split:
                 _, height, width = sequence.grid
-                return rotation(video_angles(sequence.slot_times(with_cache), height, width, head_dim, self.theta))
-            return rotation(time_angles(sequence.token_times(with_cache), head_dim, self.theta))
+                return rotation(video_angles(slots, height, width, head_dim, self.theta))
+            tokens = slots.repeat_interleave(sequence.tokens_per_chunk // sequence.slots_per_chunk)
+            return rotation(time_angles(tokens, head_dim, self.theta))
 
-        return self._get(("self", kind, head_dim, with_cache), build)
+        grid = sequence.grid[1:] if sequence.kind == "video" else ()
+        key = ("chunk", sequence.kind, video_split, head_dim, grid, sequence.tokens_per_chunk, sequence.tokens.device, time)
+        return self._kept(key, build, shared=True)
 
-    def time_angles(self, kind: str, head_dim: int, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotation by time alone (cross-modal fusion)."""
-        return self._get(
-            ("time", kind, head_dim, with_cache),
-            lambda: rotation(time_angles(self.sequences[kind].token_times(with_cache), head_dim, self.theta)),
-        )
+    def _rotation(self, kind: str, head_dim: int, video_split: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        def build():
+            sequence = self.sequences[kind]
+            parts = [self._chunk_rotation(sequence, head_dim, time, video_split) for time in sequence.chunk_times]
+            if len(parts) == 1:
+                return parts[0]
+            return torch.cat([cos for cos, _ in parts], dim=1), torch.cat([sin for _, sin in parts], dim=1)
+
+        return self._kept(("rotation", kind, head_dim, video_split), build, shared=False)
+
+    def self_angles(self, kind: str, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotation of a tower's own attention for the current chunks: Wan's 3-D split for video, time for audio."""
+        return self._rotation(kind, head_dim, video_split=kind == "video")
+
+    def time_angles(self, kind: str, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotation by time alone (cross-modal fusion) for the current chunks."""
+        return self._rotation(kind, head_dim, video_split=False)
+
+    def shifts(self, kind: str, head_dim: int, video_band: bool) -> list[tuple[int, int, tuple[torch.Tensor, torch.Tensor]]]:
+        """[(first, last + 1, (cos, sin))] runs of cached chunks of `kind` that the view moves, with the
+        rotation that moves them (see CacheView.shifts); empty when every chunk keeps its distance."""
+        if self._view is None:
+            return []
+        device = self.sequences[kind].tokens.device
+
+        def build():
+            runs, shifts = [], self._view.shifts
+            start = 0
+            while start < len(shifts):
+                end = start + 1
+                while end < len(shifts) and shifts[end] == shifts[start]:
+                    end += 1
+                if shifts[start]:
+                    angles = time_shift_angles(shifts[start] * self.chunk_frames, head_dim, self.theta, video_band, device)
+                    runs.append((start, end, rotation(angles[None])))
+                start = end
+            return runs
+
+        return self._kept((self._signature, "shifts", kind, head_dim, video_band), build, shared=self._signature is not None)
 
     def visibility(self, query_kind: str, key_kind: str) -> Visibility:
         """Which of [cached | current] keys of `key_kind` each current query of `query_kind` sees."""
@@ -595,7 +624,7 @@ class _LayoutTables:
                 query_chunk, query_group, query_seq.tokens_per_chunk, key_chunk, key_group, key_seq.tokens_per_chunk, CONTEXT
             )
 
-        return self._get(("visibility", query_kind, key_kind), build)
+        return self._kept((self._signature, "visibility", query_kind, key_kind), build, shared=self._signature is not None)
 
 
 def _attend_with_cache(
@@ -609,17 +638,32 @@ def _attend_with_cache(
     value: torch.Tensor,
     query_angles: tuple[torch.Tensor, torch.Tensor],
     key_angles: tuple[torch.Tensor, torch.Tensor],
+    shifts: list[tuple[int, int, tuple[torch.Tensor, torch.Tensor]]],
     visibility: Visibility,
     num_chunks: int,
     backend: str,
 ) -> torch.Tensor:
-    """Attention of the current queries over [cached keys | current keys], rotated at re-based positions.
+    """Attention of the current queries over [cached keys | current keys].
 
-    Keys are cached pre-rotary and written after use, so the read is never overwritten mid-forward.
+    Queries and current keys are rotated at their times; cached keys were stored rotated at
+    theirs and only the runs the view moves (`shifts`) are turned further. The current keys
+    are written (rotated) after use, so the read is never overwritten mid-forward.
     """
+    query, key = rotate(query, query_angles), rotate(key, key_angles)
     cached = cache.read(layer, stream, view) if cache is not None else None
-    keys, values = (key, value) if cached is None else (torch.cat([cached[0], key], 1), torch.cat([cached[1], value], 1))
-    out = attend(rotate(query, query_angles), rotate(keys, key_angles), values, visibility, backend)
+    if cached is None:
+        keys, values = key, value
+    else:
+        cached_keys, cached_values = cached
+        if shifts:
+            tokens = cached_keys.shape[1] // len(view.slots)
+            pieces, done = [], 0
+            for first, end, turn in shifts:
+                pieces += [cached_keys[:, done * tokens : first * tokens], rotate(cached_keys[:, first * tokens : end * tokens], turn)]
+                done = end
+            cached_keys = torch.cat([*pieces, cached_keys[:, done * tokens :]], 1)
+        keys, values = torch.cat([cached_keys, key], 1), torch.cat([cached_values, value], 1)
+    out = attend(query, keys, values, visibility, backend)
     if write:
         cache.write(layer, stream, key, value, num_chunks)
     return out
