@@ -72,7 +72,9 @@ class FootageSpec:
             if size < 1 or size % self.spatial_compression:
                 raise ValueError(f"{name} must be a positive multiple of {self.spatial_compression} (the VAE's spatial compression), got {size}")
         if self.sample_rate is not None and (self.sample_rate < 1 or self.sample_rate % self.fps):
-            raise ValueError(f"sample_rate must be a positive multiple of fps ({self.fps}) so that every frame covers whole samples, got {self.sample_rate}")
+            raise ValueError(
+                f"sample_rate must be a positive multiple of fps ({self.fps}) so that every frame covers whole samples, got {self.sample_rate}"
+            )
 
     @property
     def require_audio(self) -> bool:
@@ -112,10 +114,15 @@ class FootageSpec:
             raise ValueError(f"{str(folder)!r} is not a model folder: it has no vae/config.json; give a pipeline folder such as weights/avgen-tiny")
         index = _read_json(folder / "model_index.json") if (folder / "model_index.json").is_file() else {}
         vae = _read_json(folder / "vae" / "config.json")
-        temporal = 2 ** sum(vae.get("temperal_downsample", ()))  # as VideoCodec.temporal_compression
-        spatial = 2 ** (len(vae.get("dim_mult", ())) - 1)  # as VideoCodec.spatial_compression
+        if not (vae.get("temperal_downsample") and vae.get("dim_mult")):
+            raise ValueError(f"{str(folder / 'vae' / 'config.json')!r} is not a causal video VAE's config: it has no temperal_downsample and dim_mult")
+        temporal = 2 ** sum(vae["temperal_downsample"])  # as VideoCodec.temporal_compression
+        spatial = 2 ** (len(vae["dim_mult"]) - 1)  # as VideoCodec.spatial_compression
         audio_config = folder / "audio_codec" / "config.json"
-        has_audio = (index.get("audio_codec") or [None])[0] is not None if index else audio_config.is_file()
+        if index:  # a pipeline folder lists its components; a converted video model's audio_codec is [null, null]
+            has_audio = (index.get("audio_codec") or [None])[0] is not None
+        else:  # a codecs folder (train/codecs.py) is its subfolders
+            has_audio = audio_config.is_file()
         if has_audio and not audio_config.is_file():
             raise ValueError(f"{str(folder)!r} names an audio codec but has no audio_codec/config.json; the folder is incomplete")
         audio = _read_json(audio_config) if has_audio else {}
@@ -238,6 +245,7 @@ def scan_footage(folder: str | os.PathLike, spec: FootageSpec | None = None, pro
     for item in skipped:
         logger.info("skipping %s: %s", item.path, item.reason)
     clips = tuple(FootageClip(file, i * spec.clip_seconds) for file in files for i in range(file.clips))
+    logger.info("%s: %d clips from %d files, %d files skipped", folder, len(clips), len(files), len(skipped))
     return FootageIndex(folder=folder, spec=spec, files=files, clips=clips, skipped=skipped)
 
 
@@ -283,13 +291,13 @@ def _video_files(folder: Path) -> list[str]:
 
 def _examine(folder: Path, name: str, caption: str | None, spec: FootageSpec) -> FootageFile | Skipped:
     """The file as usable footage, or why it is not; never raises for what is in the file."""
-    path = folder / name
+    path, sidecar = folder / name, posixpath.splitext(name)[0] + ".txt"
     try:
-        caption = caption or _sidecar_caption(path)
+        caption = caption or _sidecar_caption(folder / sidecar)
     except (OSError, UnicodeDecodeError) as error:
-        return Skipped(name, f"cannot read its caption file {path.with_suffix('.txt').name!r} ({error})")
+        return Skipped(name, f"cannot read its caption file {sidecar} ({error})")
     if not caption:
-        return Skipped(name, f"no caption: add it to {METADATA} or to {path.with_suffix('.txt').name}")
+        return Skipped(name, f"no caption: add it to {METADATA} or to {sidecar}")
     try:
         info = probe(path)
     except (MediaError, OSError) as error:
@@ -310,8 +318,7 @@ def _examine(folder: Path, name: str, caption: str | None, spec: FootageSpec) ->
     return FootageFile(path=name, caption=caption, seconds=info.duration, channels=channels, clips=clips)
 
 
-def _sidecar_caption(path: Path) -> str:
-    sidecar = path.with_suffix(".txt")
+def _sidecar_caption(sidecar: Path) -> str:
     return sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
 
 

@@ -56,11 +56,12 @@ def check_footage(args: argparse.Namespace) -> int:
 
 def _print_table(summary: dict) -> None:
     model = summary["model"]
-    audio = f"{model['sample_rate']} Hz, {model['audio_channels']} channel(s)" if model["sample_rate"] else "no audio"
+    channels = {1: "mono", 2: "stereo"}.get(model["audio_channels"], f"{model['audio_channels']} channels")
+    audio = f"{model['sample_rate']} Hz {channels}" if model["sample_rate"] else "no audio (a video-only model)"
     rows = {
         "folder": summary["folder"],
         "model": f"{model['fps']} fps, {model['width']}x{model['height']}, {audio}",
-        "clip": f"{model['clip_frames']} frames ({model['clip_seconds']:.4g} s, {model['latent_frames']} latent frames)",
+        "clip": f"{model['clip_frames']} frames ({model['clip_seconds']:g} s, {model['latent_frames']} latent frames)",
         "files": f"{len(summary['files'])} used, {len(summary['skipped'])} skipped",
         "clips": summary["clips"],
         "seconds": f"{summary['seconds']:.2f} in clips, of {summary['footage_seconds']:.2f} in the files used",

@@ -1,3 +1,4 @@
+import os
 import socket
 import subprocess
 import sys
@@ -19,14 +20,18 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """`python app.py` with untrained tiny components on a free loopback port; its URL."""
+    """`python app.py` with untrained tiny components on a free loopback port; its URL.
+
+    The port comes from GRADIO_SERVER_PORT, as for any Gradio app, so every test of the served
+    page also checks that the app honours it."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("gradio")
     port = free_port()
-    command = [sys.executable, "app.py", "--untrained", "--port", str(port), "--threads", "1", "--max-seconds", str(MAX_SECONDS)]
+    command = [sys.executable, "app.py", "--untrained", "--threads", "1", "--max-seconds", str(MAX_SECONDS)]
+    environment = {**os.environ, "GRADIO_SERVER_PORT": str(port)}
     log_path = tmp_path_factory.mktemp("server") / "app.log"
     with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=environment)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while True:

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -20,3 +21,29 @@ def test_missing_ffmpeg_says_how_to_install_it(tmp_path):
     result = run("--untrained", path=str(tmp_path))
     assert result.returncode == 2
     assert "ffmpeg and ffprobe not found on PATH: run `make app`" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_gradio_server_name_and_port_are_honoured_unless_a_flag_says_otherwise(monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    try:
+        from app import parse_args
+    finally:
+        sys.path.remove(str(ROOT))
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    config = parse_args([])
+    assert (config.host, config.port) == ("0.0.0.0", 8123)
+    config = parse_args(["--host", "127.0.0.1", "--port", "9000"])
+    assert (config.host, config.port) == ("127.0.0.1", 9000)
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    monkeypatch.delenv("GRADIO_SERVER_PORT")
+    assert (parse_args([]).host, parse_args([]).port) == ("127.0.0.1", 7860)
+
+
+def test_a_bad_gradio_server_port_is_one_line_and_status_2(monkeypatch):
+    result = subprocess.run(
+        [sys.executable, "app.py", "--untrained"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "GRADIO_SERVER_PORT": "http"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "python app.py: error: GRADIO_SERVER_PORT must be a port number (1-65535), got 'http'\n"
