@@ -1,7 +1,9 @@
 """The `avgen` command line.
 
     avgen generate "A red round face ..." --seconds 30 --steps 4 --pipeline rolling|mutual -o out.mp4 [--image ref.png]
+    avgen generate "A red round face ..." --video silent.mp4 -o dubbed.mp4        # the video's own sound
     avgen convert CHECKPOINT --base WAN_FOLDER --recipe self-forcing|rolling-forcing|... -o OUT [--lora FILE]
+    avgen footage check FOLDER [--model-config MODEL] [--json]
     avgen render-world --seed 3 --seconds 10 -o clip.mp4 [--held-out] [--shape round ...]
     avgen eval-media clip.mp4 [--prompt "..."]
     avgen bench world [--clips 200] [--json]
@@ -246,12 +248,12 @@ def generate(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     pipe = load_pipeline(args.model, args.pipeline)
     seconds, num_frames = args.seconds, None
-    if seconds is None:  # the folder's length (a converted checkpoint's official one), else 10 s
+    if seconds is None and args.video is None:  # the folder's length (a converted checkpoint's official one), else 10 s
         num_frames = pipe.config.num_frames
         seconds = None if num_frames is not None else DEFAULT_SECONDS
     stream = pipe.stream(
         args.prompt, seconds=seconds, num_frames=num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        image=image, generator=torch.Generator().manual_seed(args.seed), window=args.window,
+        image=image, video=args.video, generator=torch.Generator().manual_seed(args.seed), window=args.window,
         height=args.height, width=args.width,
     )  # fmt: skip
     chunks = list(stream)
@@ -317,10 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     make.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     make.add_argument("--image", help="first frame / reference character (RGB, any size: resized and centre-cropped)")
+    make.add_argument("--video", help="a video to voice (dubbing): shown as it is, the model makes its sound; length: the video's")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
     make.set_defaults(run=generate)
 
     from avgen.convert.recipes import RECIPES
+
+    from avgen.data.footage_cli import add_footage_parser
+
+    add_footage_parser(commands)
 
     importer = commands.add_parser("convert", help="turn a Self-Forcing-family checkpoint into a pipeline folder")
     importer.add_argument("checkpoint", help="the generator checkpoint (.pt/.pth or .safetensors)")

@@ -171,6 +171,16 @@ def read_media(path: str | os.PathLike, sample_rate: int | None = None) -> Media
     return Media(frames=frames, audio=np.ascontiguousarray(audio), fps=info.fps, sample_rate=rate, metadata=info.metadata)
 
 
+def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """Decode a file's first video stream (its sound, if any, is ignored): frames (F, H, W, 3) uint8 and fps."""
+    path = _existing(path)
+    info = probe(path)
+    if info.video_codec is None:
+        raise MediaError(f"cannot read {str(path)!r}: it has no video stream")
+    frames = _decode(path, ["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24"])
+    return np.frombuffer(frames, np.uint8).reshape(-1, info.height, info.width, 3), info.fps
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Raise a MediaError unless `path` can be created (its folder exists and is writable)."""
     path = Path(path)

@@ -142,7 +142,7 @@ def rollout(
     few_step: bool,
     num_chunks: int | None = None,
     first: LatentChunk | None = None,
-    given_audio: Callable[[int], torch.Tensor] | None = None,
+    given: dict[str, Callable[[int], torch.Tensor]] | None = None,
     renoise: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     sigmas: torch.Tensor | None = None,
     on_tick: Callable[[int, list[LatentChunk], torch.Tensor], None] | None = None,
@@ -156,7 +156,8 @@ def rollout(
         window: chunks denoised jointly; must divide L.
         few_step: pass step sizes d = t - t_next (few-step mode) instead of d = 0 (multi-step mode).
         first: an already clean chunk 0 (a reference image); it is refreshed and yielded first.
-        given_audio: chunk index -> clean audio latents that drive the video (audio stays at t = 0).
+        given: {modality: chunk index -> its clean latents} for a modality held clean at t = 0 that
+            drives the other: given audio makes its video, a given video its audio (dubbing).
         renoise: (modality, window latents) -> fresh noise shaped like them. Given, each chunk
             moves by x0 + re-noise: oldest first, every chunk not yet at its last level draws
             noise the size of the whole window and takes its own frames, in the order and
@@ -173,6 +174,7 @@ def rollout(
         raise ValueError(f"the window ({window} chunks) must divide the number of steps ({steps})")
     stagger = steps // window
     sigmas = levels if sigmas is None else sigmas
+    given = given or {}
     next_index = 0
     if first is not None:
         denoiser.refresh(first.video, first.audio)
@@ -183,10 +185,9 @@ def rollout(
     while True:
         more = num_chunks is None or next_index < num_chunks
         if more and len(active) < window and (not active or active[-1].level >= stagger):
-            video, audio = noise(next_index)
-            if given_audio is not None:
-                audio = given_audio(next_index)
-            active.append(LatentChunk(next_index, video, audio))
+            latents = dict(zip(("video", "audio"), noise(next_index)))
+            latents.update({kind: clean(next_index) for kind, clean in given.items()})
+            active.append(LatentChunk(next_index, latents["video"], latents["audio"]))
             next_index += 1
         if not active:
             return
@@ -197,7 +198,7 @@ def rollout(
             before_tick(tick, active, t, t_next)
         timestep = t[None].expand(batch, -1)
         step = (t - t_next)[None].expand(batch, -1) if few_step else torch.zeros_like(timestep)
-        audio_timestep = torch.zeros_like(timestep) if given_audio is not None else timestep
+        clean = torch.zeros_like(timestep)
         windows = {kind: _window(active, kind) for kind in ("video", "audio")}
         velocities = dict(
             zip(
@@ -205,12 +206,12 @@ def rollout(
                 denoiser.velocity(
                     windows["video"],
                     windows["audio"],
-                    (timestep, audio_timestep),
-                    (step, torch.zeros_like(step) if given_audio is not None else step),
+                    tuple(clean if kind in given else timestep for kind in ("video", "audio")),
+                    tuple(clean if kind in given else step for kind in ("video", "audio")),
                 ),
             )
         )
-        moving = [kind for kind, latents in windows.items() if latents is not None and not (kind == "audio" and given_audio is not None)]
+        moving = [kind for kind, latents in windows.items() if latents is not None and kind not in given]
         for i, chunk in enumerate(active):
             for kind in moving:
                 latents = getattr(chunk, kind)

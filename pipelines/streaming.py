@@ -10,6 +10,7 @@ output. The subclasses only choose how the rollout is scheduled.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from avgen.codecs.audio import AudioCodec
 from avgen.codecs.av import AVDecoder, audio_latents_per_frame, audio_lead_in
 from avgen.codecs.video import VideoCodec
-from avgen.media import fit_image
+from avgen.media import fit_image, read_video
 from avgen.models.kv_cache import Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.rollout import Denoiser, LatentChunk, rollout
@@ -317,6 +318,47 @@ class AVStreamingPipeline(DiffusionPipeline):
 
         return chunk
 
+    def prepare_given_video(self, video, batch: int, height: int, width: int, total_frames: int | None):
+        """A video to voice (dubbing): (clean latents per chunk, its frames (F, H, W, 3) uint8 as shown).
+
+        `video`: frames (F, H, W, 3) uint8 at the pipeline's fps, or a media file's path (any fps:
+        the nearest frames are taken). Frames of another size are fitted as `image=` is.
+        """
+        if not self.has_audio:
+            raise ValueError("this model makes video only; it cannot voice a given video")
+        if not self.transformer.config.video_conditioning:
+            raise ValueError("this model was not trained to voice a given video (transformer.config.video_conditioning is False)")
+        if isinstance(video, (str, os.PathLike)):
+            frames, fps = read_video(video)
+            if abs(fps - self.fps) > 1e-3:
+                logger.warning(f"the video runs at {fps:g} fps; its nearest frames are taken at the model's {self.fps}")
+                picked = np.round(np.arange(int(len(frames) * self.fps / fps)) * fps / self.fps).astype(int)
+                frames = frames[np.minimum(picked, len(frames) - 1)]
+        else:
+            frames = np.asarray(video)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+            raise ValueError(f"video must be RGB uint8 frames (F, H, W, 3) or a media file, got {frames.dtype} {frames.shape}")
+        if frames.shape[1:3] != (height, width):
+            logger.warning(f"the video is {frames.shape[2]}x{frames.shape[1]} pixels; resized and centre-cropped to {width}x{height}")
+            frames = np.stack([fit_image(frame, height, width) for frame in frames])
+        if total_frames is not None and len(frames) < total_frames:
+            raise ValueError(f"the given video lasts {len(frames) / self.fps:.2f} s, shorter than asked for; ask for fewer seconds")
+        # The last chunk may run past the video: it is padded with its last frame and cut from the output.
+        num_chunks = self.chunks_covering(total_frames or len(frames))
+        padded = np.concatenate([frames, np.repeat(frames[-1:], max(0, self.frames_of(num_chunks) - len(frames)), 0)])
+        device, dtype = self._execution_device, self.vae.dtype
+        pixels = torch.from_numpy(padded[: self.frames_of(num_chunks)]).to(device=device, dtype=dtype)
+        latents = self.vae.encode_latents(pixels.permute(3, 0, 1, 2)[None] / 127.5 - 1.0).to(self.transformer.dtype)  # (1, C, F, h, w)
+        per_chunk = self.transformer.config.chunk_frames
+
+        def chunk(index: int) -> torch.Tensor:
+            piece = latents[:, :, index * per_chunk : (index + 1) * per_chunk]
+            if piece.shape[2] < per_chunk:
+                raise ValueError("the given video has ended; a stream voicing a video lasts as long as the video")
+            return piece.expand(batch, -1, -1, -1, -1)
+
+        return chunk, frames
+
     def check_latents(self, latents: torch.Tensor, batch: int) -> tuple[int, int, int]:
         """(chunks, height, width) that given initial video latents (B, C, F, h, w) fix."""
         cfg = self.transformer.config
@@ -382,6 +424,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         negative_prompt: str = "",
         image=None,
         audio=None,
+        video=None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -408,6 +451,9 @@ class AVStreamingPipeline(DiffusionPipeline):
             image: reference character or first frame (PIL RGB or (H, W, 3) uint8, any size),
                 held still as the clean first chunk.
             audio: (C, S) or (S,) waveform that drives the video, for models trained for it.
+            video: frames (F, H, W, 3) uint8 or a media file to voice (dubbing), for models trained
+                for it: the video is held clean and shown as it is, the model makes its sound; the
+                length defaults to the video's.
             window: chunks denoised jointly (default: the pipeline's choice).
             sink_chunks, cache_chunks, attention_chunks: KV cache layout (attention sink + ring buffer)
                 and the chunks one denoising pass may see, counting its own.
@@ -423,6 +469,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         positive, negative = self.prompt_embeddings(prompt, prompt_embeds, negative_prompt, negative_prompt_embeds, guidance_scale > 1)
         batch = positive.shape[0]
         num_chunks, total_frames = None, None
+        if audio is not None and video is not None:
+            raise ValueError("give audio (to make its video) or video (to make its audio), not both")
         if latents is not None:
             if seconds is not None or num_frames is not None:
                 raise ValueError("latents fix the length; do not give seconds or num_frames with them")
@@ -431,6 +479,13 @@ class AVStreamingPipeline(DiffusionPipeline):
         elif seconds is not None or num_frames is not None:
             total_frames = num_frames if num_frames is not None else round(seconds * self.fps)
             num_chunks = self.chunks_covering(total_frames)
+        given, shown = {}, None
+        if video is not None:
+            self.onload(self.vae)
+            given["video"], shown = self.prepare_given_video(video, batch, height, width, total_frames)
+            if total_frames is None:  # as long as the video
+                total_frames = len(shown)
+                num_chunks = self.chunks_covering(total_frames)
         attention_chunks = attention_chunks if attention_chunks is not None else cfg.attention_chunks
         refresh_attention = cfg.refresh_attention_chunks if cfg.refresh_attention_chunks is not None else attention_chunks
         denoiser = Denoiser(
@@ -448,7 +503,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         self.onload(self.vae)
         first = self.prepare_image(image, height, width, batch) if image is not None else None
         self.onload(self.audio_codec)
-        given_audio = self.prepare_given_audio(audio, batch, total_frames) if audio is not None else None
+        if audio is not None:
+            given["audio"] = self.prepare_given_audio(audio, batch, total_frames)
         device = positive.device
         levels = self.scheduler.levels(num_inference_steps, device=device)
         renoise = self.renoise_for(generator) if self.scheduler.renoises else None
@@ -459,7 +515,7 @@ class AVStreamingPipeline(DiffusionPipeline):
 
         latent_chunks = rollout(
             denoiser, self.noise_for(generator, batch, height, width, latents), levels, window, few_step,
-            num_chunks=num_chunks, first=first, given_audio=given_audio, renoise=renoise,
+            num_chunks=num_chunks, first=first, given=given, renoise=renoise,
             sigmas=self.scheduler.sigmas(levels), on_tick=on_tick,
         )  # fmt: skip
 
@@ -472,11 +528,13 @@ class AVStreamingPipeline(DiffusionPipeline):
                 embeds = self.encode_prompt(self.prompt_list(new_prompt) * batch)
             denoiser.set_prompt(embeds)
 
-        chunks = self._decoded(latent_chunks, total_frames, num_chunks, output_type)
+        chunks = self._decoded(latent_chunks, total_frames, num_chunks, output_type, shown)
         return AVStream(chunks, set_prompt)
 
     @torch.no_grad()  # on a generator, torch switches grad off only while it runs, not between chunks
-    def _decoded(self, latent_chunks, total_frames, num_chunks, output_type) -> Iterator[AVChunk]:
+    def _decoded(self, latent_chunks, total_frames, num_chunks, output_type, shown: np.ndarray | None = None) -> Iterator[AVChunk]:
+        """AV chunks from latent chunks; with `shown` (a given video's (F, H, W, 3) frames) those frames
+        are the picture, as they are, and only the sound is decoded."""
         decoder = AVDecoder(self.vae, self.audio_codec, self.fps, self.sample_rate)
         samples_per_frame = self.sample_rate // self.fps if self.has_audio else 0
         emitted = 0
@@ -493,7 +551,10 @@ class AVStreamingPipeline(DiffusionPipeline):
                 else:
                     self.onload(self.vae)
                     self.onload(self.audio_codec)
-                    frames, audio = decoder.decode(chunk.video, chunk.audio)
+                    frames, audio = decoder.decode(chunk.video if shown is None else None, chunk.audio)
+                    if shown is not None:
+                        span = shown[emitted : emitted + self.chunk_frames(chunk.index)]
+                        frames = np.broadcast_to(span, (chunk.audio.shape[0], *span.shape))
                     if total_frames is not None:  # the last chunk may run past the length asked for
                         keep = min(frames.shape[1], total_frames - emitted)
                         frames = frames[:, :keep]
@@ -514,12 +575,12 @@ class AVStreamingPipeline(DiffusionPipeline):
     ):
         """Generate a video (with its audio, when the model has an audio tower); the arguments are those of `stream`.
 
-        Without `seconds`, `num_frames` or `latents`, the length is the folder's `num_frames`, or 10 seconds.
+        Without `seconds`, `num_frames`, `latents` or `video`, the length is the folder's `num_frames`, or 10 seconds.
 
         Returns:
             AVPipelineOutput (or a tuple (frames, audio) when return_dict=False); audio is None for a video-only model.
         """
-        if seconds is None and num_frames is None and kwargs.get("latents") is None:
+        if seconds is None and num_frames is None and kwargs.get("latents") is None and kwargs.get("video") is None:
             num_frames = self.config.num_frames
             seconds = None if num_frames is not None else DEFAULT_SECONDS
         chunks = list(self.stream(prompt, seconds=seconds, num_frames=num_frames, output_type=output_type, **kwargs))

@@ -65,15 +65,20 @@ class AVDecoder:
         self.lead_in = audio_lead_in(video_codec, fps, sample_rate) if audio_codec is not None else 0
         self._dropped = 0
 
-    def decode(self, video_latents: torch.Tensor, audio_latents: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32."""
-        video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
-        frames = ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    def decode(self, video_latents: torch.Tensor | None, audio_latents: torch.Tensor | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32.
+
+        Video latents None (a given video, shown as it is) decode to frames None.
+        """
+        frames = None
+        if video_latents is not None:
+            video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
+            frames = ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         if self.audio is None:
-            return frames.cpu().numpy(), None
+            return frames, None
         audio = self.audio.decode(audio_latents.to(self.audio.codec.dtype)).float()
         if self._dropped < self.lead_in:
             cut = min(self.lead_in - self._dropped, audio.shape[-1])
             audio = audio[..., cut:]
             self._dropped += cut
-        return frames.cpu().numpy(), audio.clamp(-1.0, 1.0).cpu().numpy()
+        return frames, audio.clamp(-1.0, 1.0).cpu().numpy()

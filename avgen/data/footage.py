@@ -254,8 +254,12 @@ def _read_metadata(folder: Path) -> dict[str, str]:
     path = folder / METADATA
     if not path.is_file():
         return {}
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text; save it as UTF-8") from None
     captions, lines = {}, {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{str(path)!r} line {number}"

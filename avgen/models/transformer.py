@@ -134,11 +134,13 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         rope_max_seq_len: int = 1024,
         timestep_scale: float = 1000.0,
         audio_conditioning: bool = False,
+        video_conditioning: bool = False,
         modalities: tuple[str, ...] = ("video", "audio"),
         step_conditioning: bool = True,
     ):
-        """`audio_conditioning` records that training taught video generation from clean audio
-        (coupling with modality conditioning); pipelines refuse given audio otherwise.
+        """`audio_conditioning` / `video_conditioning` record that training taught video generation
+        from clean audio / audio generation from clean video (coupling with modality
+        conditioning); pipelines refuse a given audio / video otherwise.
         `modalities` names the towers the model has: a converted Self-Forcing-family checkpoint
         is ("video",). `step_conditioning` False drops the step-size input (models that were
         never told the step size, e.g. every converted checkpoint)."""

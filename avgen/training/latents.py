@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from avgen.codecs.av import encode_clip
 from avgen.codecs.loading import ENCODER_MODULES, load_codecs, missing_codec
+from avgen.data.sample import pixel_frames
 from avgen.training.config import ConfigError
 from avgen.world import WorldConfig, WorldDataset, default_cache_dir
 
@@ -114,7 +115,7 @@ class LatentClips:
     def encode(cls, codecs, clips: int, latent_frames: int, cache_dir=None, seed: int = 0, progress: bool = True) -> LatentClips:
         video_codec, audio_codec = load_codecs(require_codecs(codecs))
         world = WorldConfig()
-        frames = 1 + video_codec.temporal_compression * (latent_frames - 1)  # the causal VAE's first latent is one frame
+        frames = pixel_frames(latent_frames, video_codec.temporal_compression)
         dataset = WorldDataset("train", num_clips=clips, seconds=frames / world.fps, cache_dir=cache_dir or default_cache_dir(), seed=seed)
         videos, audios, prompts = [], [], []
         for start in tqdm(range(0, clips, ENCODE_BATCH), desc="encoding clips", unit="batch", disable=not progress):

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from avgen.data.sample import to_sample
 from avgen.world.attributes import SPLITS
 from avgen.world.clip import Clip, sample_clip
 from avgen.world.config import WorldConfig
@@ -74,14 +74,7 @@ class WorldDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         clip = self.clip(index)
         frames, audio = self._rendered(clip)
-        video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # (3, F, H, W)
-        return {
-            "video": video,
-            "audio": torch.from_numpy(audio),
-            "prompt": clip.prompt,
-            "character": clip.character.id,
-            "seed": clip.seed,
-        }
+        return to_sample(frames, audio, clip.prompt, character=clip.character.id, seed=clip.seed)
 
     def cache_path(self, clip: Clip) -> Path | None:
         return self.cache_dir / f"{clip.seed}-{self.num_frames}.npz" if self.cache_dir else None

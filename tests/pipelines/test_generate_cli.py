@@ -46,6 +46,7 @@ def test_generate_from_a_reference_image(model, prompt, tmp_path):
         (["--pipeline", "fast"], "invalid choice: 'fast'"),
         (["--image", "missing.png"], "no such image"),
         (["--image", "not-an-image.png"], "cannot read image"),
+        (["--video", "silent.mp4"], "this model was not trained to voice a given video"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(model, prompt, tmp_path, args, message):

@@ -168,6 +168,40 @@ def test_given_audio_drives_a_model_trained_for_it(components, prompt):
     assert np.abs(out.audio[0] - expected[0]).max() <= 1e-4
 
 
+def trained_for(components, **flags):
+    from avgen import CausalAVTransformer
+
+    config = {key: value for key, value in components["transformer"].config.items() if not key.startswith("_")}
+    transformer = CausalAVTransformer(**{**config, **flags}).eval()
+    transformer.load_state_dict(components["transformer"].state_dict())
+    pipe = RollingForcingPipeline(**{**components, "transformer": transformer})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_a_given_video_is_shown_as_it_is_and_voiced(components, prompt):
+    pipe = trained_for(components, video_conditioning=True)
+    frames = np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8)
+    out = pipe(prompt, video=frames, generator=seeded())  # the length is the video's
+    assert np.array_equal(out.frames[0], frames) and out.audio.shape == (1, 1, 20_000)
+    chunks = list(pipe.stream(prompt, video=frames, generator=seeded()))
+    assert [c.frames.shape[1] for c in chunks] == [1, 4, 4, 4, 4, 3] and all(c.audio.shape[-1] == c.frames.shape[1] * 1000 for c in chunks)
+    assert np.array_equal(np.concatenate([c.audio for c in chunks], -1), out.audio)
+    other = pipe(prompt, video=frames, generator=seeded(1))
+    assert not np.array_equal(other.audio, out.audio)  # the sound is generated, the picture given
+
+
+def test_dubbing_is_refused_where_the_model_was_not_trained_for_it(rolling, components, prompt):
+    frames = np.zeros((9, 64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="not trained to voice a given video"):
+        rolling(prompt, video=frames)
+    pipe = trained_for(components, video_conditioning=True, audio_conditioning=True)
+    with pytest.raises(ValueError, match="give audio .* or video .*, not both"):
+        pipe(prompt, video=frames, audio=np.zeros(16_000, np.float32))
+    with pytest.raises(ValueError, match="shorter than asked for"):
+        pipe(prompt, video=frames, seconds=2.0)
+
+
 def test_pipeline_moves_to_another_dtype(components, prompt):
     import copy
 
