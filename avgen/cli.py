@@ -247,6 +247,9 @@ def generate(args: argparse.Namespace) -> int:
     diffusers_logging.disable_progress_bar()  # loading bars would bury the one line a mistake prints
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     pipe = load_pipeline(args.model, args.pipeline)
+    note = pipe.unsupported_requests(args.prompt)
+    if note is not None:
+        print(f"avgen generate: note: {note}", file=sys.stderr)
     seconds, num_frames = args.seconds, None
     if seconds is None and args.video is None:  # the folder's length (a converted checkpoint's official one), else 10 s
         num_frames = pipe.config.num_frames
@@ -260,7 +263,8 @@ def generate(args: argparse.Namespace) -> int:
     frames = np.concatenate([c.frames[0] for c in chunks])
     audio = np.concatenate([c.audio[0] for c in chunks], axis=-1) if pipe.has_audio else None
     write_mp4(output, frames, audio, pipe.fps, pipe.sample_rate, metadata={"comment": args.prompt})
-    print(json.dumps({"output": str(output), "prompt": args.prompt, "seconds": len(frames) / pipe.fps, "pipeline": args.pipeline}, indent=2))
+    report = {"output": str(output), "prompt": args.prompt, "seconds": len(frames) / pipe.fps, "pipeline": args.pipeline}
+    print(json.dumps({**report, **({"note": note} if note else {})}, indent=2))
     return 0
 
 

@@ -29,7 +29,8 @@ from avgen.models.kv_cache import Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.rollout import Denoiser, LatentChunk, rollout
 from avgen.scheduler import FlowMatchShortcutScheduler
-from avgen.text import encode_prompts
+from avgen.text import WorldTextEncoder, encode_prompts
+from avgen.world.requests import unsupported_requests
 
 OUTPUT_TYPES = ("np", "pt", "latent")
 DEFAULT_STEPS = 4  # few-step mode, for schedulers that do not fix their own count
@@ -213,6 +214,13 @@ class AVStreamingPipeline(DiffusionPipeline):
         spatial = self.vae.spatial_compression
         if height % spatial or width % spatial:
             raise ValueError(f"height and width must be multiples of {spatial}, got {height}x{width}")
+
+    def unsupported_requests(self, prompt: str) -> str | None:
+        """One line on what of `prompt` this model cannot show and what it can (models of avgen's
+        world, whose characters come from fixed vocabularies); None when it can show it all."""
+        if not isinstance(self.text_encoder, WorldTextEncoder):
+            return None
+        return unsupported_requests(prompt)
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """(B, Lt, text_dim) text embeddings."""

@@ -56,6 +56,7 @@ class Progress:
     wall_seconds: float = 0.0  # since the generation was asked for
     first_segment_wall_seconds: float | None = None
     prompt_note: str = ""  # why the latest prompt edit is not in use
+    request_note: str = ""  # what of the prompt in use the model cannot show
     stopped: bool = False
 
     @property
@@ -98,7 +99,7 @@ class Generation:
         self._frames: list[np.ndarray] = []  # (F, H, W, 3) uint8 per chunk, for the final mp4
         self._audio: list[np.ndarray | None] = []  # (C, S) float32 per chunk; None from a video-only model
         self.request = request
-        self.progress = Progress(prompt=request.prompt)
+        self.progress = Progress(prompt=request.prompt, request_note=self._pipe.unsupported_requests(request.prompt) or "")
         height, width = model.frame_size
         self._stream = self._pipe.stream(
             request.prompt,
@@ -202,6 +203,7 @@ class Generation:
             self.progress.prompt_note = f"edit not applied yet: {error}"
             return
         self.progress.prompt, self.progress.prompt_note = edit.strip(), ""
+        self.progress.request_note = self._pipe.unsupported_requests(edit.strip()) or ""
 
     def _write(self, frames: list[np.ndarray], audio: list[np.ndarray | None], fps: int, sample_rate: int | None) -> Segment:
         self._folder.mkdir(parents=True, exist_ok=True)

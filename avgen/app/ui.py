@@ -86,6 +86,8 @@ def status_text(progress: Progress, state: str, request_seconds: float | None) -
     lines = [f"**{state}** ({target}) · {progress.summary()}", f"Prompt in use: {progress.prompt}"]
     if progress.prompt_note:
         lines.append(f"⚠️ {progress.prompt_note}")
+    if progress.request_note:
+        lines.append(f"ℹ️ {progress.request_note}")
     return "\n\n".join(lines)
 
 

@@ -112,3 +112,13 @@ def test_a_video_only_model_streams_segments_without_sound(tmp_path):
     assert segments and all((probe(s.path).video_codec, probe(s.path).audio_codec) == ("h264", None) for s in segments)
     info = probe(generation.save_mp4(tmp_path / "out.mp4"))
     assert info.audio_codec is None and abs(info.duration - 1.0) < 0.1
+
+
+def test_the_status_says_what_of_the_prompt_the_model_cannot_show(model, tmp_path):
+    from avgen.app.ui import status_text
+
+    generation = start(model, tmp_path, seconds=0.25, prompt=PROMPT.replace("navy", "purple"))
+    list(generation.segments())
+    assert generation.progress.request_note.startswith("this model cannot show purple background")
+    assert "ℹ️ this model cannot show purple background" in status_text(generation.progress, "done", 0.25)
+    assert start(model, tmp_path / "other", seconds=0.25).progress.request_note == ""

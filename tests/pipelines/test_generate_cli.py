@@ -32,6 +32,17 @@ def test_generate_writes_h264_and_aac_of_the_length_asked(model, prompt, tmp_pat
     assert media.metadata["comment"] == prompt
 
 
+def test_a_request_the_world_cannot_show_is_named_and_still_generated(model, tmp_path):
+    prompt = "A red round face with glasses talks in a deep voice on a purple background."
+    result = generate(prompt, "--seconds", "0.5", "--model", str(model), "-o", "p.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "note:" in line]
+    assert notes == ["avgen generate: note: this model cannot show purple background (backgrounds it knows: grey, sky-blue, "
+                     "mint, lavender, sand, navy); it generates anyway"]  # fmt: skip
+    assert json.loads(result.stdout)["note"].startswith("this model cannot show purple background")
+    assert (tmp_path / "p.mp4").is_file()
+
+
 def test_generate_from_a_reference_image(model, prompt, tmp_path):
     Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(tmp_path / "ref.png")
     result = generate(prompt, "--seconds", "1", "--pipeline", "mutual", "--image", "ref.png", "--model", str(model), "-o", "i.mp4", cwd=tmp_path)
