@@ -74,7 +74,7 @@ class Denoiser:
     sink_positions: str = "rerotated"
     recache: bool = False
     caches: dict[str, KVCache] = field(default_factory=dict)
-    _recent: deque = field(default_factory=deque)  # the latest final chunks' (video, audio), for recache
+    _recent: deque = field(init=False)  # the latest final chunks' (video, audio), for recache
 
     def __post_init__(self):
         branches = ["cond", "uncond"] if self.guided else ["cond"]
@@ -82,6 +82,7 @@ class Denoiser:
             raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
         for branch in branches:
             self.caches[branch] = KVCache(self.sink, self.cache_window, self.reach, self.refresh_reach, self.sink_positions)
+        self._recent = deque(maxlen=self.cache_window)
 
     @property
     def guided(self) -> bool:
@@ -130,8 +131,6 @@ class Denoiser:
             self.transformer.refresh(cache, video, audio, encoder_hidden_states=self._embeds(branch))
         if self.recache:
             self._recent.append((video, audio))
-            while len(self._recent) > self.cache_window:
-                self._recent.popleft()
 
 
 def rollout(
