@@ -28,10 +28,10 @@ from avgen.world import WorldConfig, WorldDataset, default_cache_dir
 ENCODE_BATCH = 8
 
 
-def require_codecs(folder: str | Path) -> Path:
-    """The codecs folder named by the config, or an error naming the key."""
+def require_codecs(folder: str | Path, audio: bool = True) -> Path:
+    """The codecs folder named by the config, or an error naming the key; audio=False asks for vae/ alone."""
     missing = missing_codec(folder)
-    if missing is not None:
+    if missing is not None and (audio or missing == "vae"):  # missing_codec names vae/ first
         raise ConfigError(
             f"codecs folder {str(folder)!r} has no {missing}/: point 'codecs' at trained codecs "
             "(python train/codecs.py writes them)"
@@ -39,8 +39,11 @@ def require_codecs(folder: str | Path) -> Path:
     return Path(folder)
 
 
-def _encoding_digest(folder: Path) -> str:
-    """A digest of what a codec folder's encoding depends on: its encoder's tensors and its config."""
+def encoding_digest(folder: Path) -> str:
+    """A digest of what a codec folder's encoding depends on: its encoder's tensors and its config.
+
+    Shared by every latent cache (the world's here, footage's in footage_latents.py).
+    """
     digest = hashlib.sha256()
     config = json.loads((folder / "config.json").read_text())
     digest.update(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}, sort_keys=True).encode())
@@ -79,8 +82,8 @@ class LatentClips:
         codecs = require_codecs(codecs)
         key = json.dumps(
             {
-                "vae": _encoding_digest(codecs / "vae"),
-                "audio_codec": _encoding_digest(codecs / "audio_codec"),
+                "vae": encoding_digest(codecs / "vae"),
+                "audio_codec": encoding_digest(codecs / "audio_codec"),
                 "world": WorldConfig().fingerprint(),
                 "clips": clips,
                 "latent_frames": latent_frames,
