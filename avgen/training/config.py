@@ -31,9 +31,10 @@ class TrainingConfig:
     init: str | None = None  # start from a run folder, checkpoint or pipeline folder (the previous stage)
     output_dir: str = "runs/pretrain"  # checkpoints/, metrics.jsonl and config.yaml go here
 
-    # ---- data: world clips encoded once by the codecs, cached on disk
+    # ---- data: world clips (or a footage folder's) encoded once by the codecs, cached on disk
+    data: str | None = None  # a folder of videos with captions (avgen footage check); None: the world
     codecs: str = "weights/avgen-tiny"  # folder with the trained codecs: vae/ and audio_codec/
-    clips: int = 1024  # distinct training clips (training-split characters)
+    clips: int = 1024  # distinct training clips of the world (training-split characters); footage uses all of its own
     clip_chunks: int = 8  # chunks per clip (latent frames with the tiny preset's one-frame chunks)
     cache_dir: str | None = None  # latent cache (default: the world's cache folder)
 

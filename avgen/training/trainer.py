@@ -24,6 +24,7 @@ from avgen.training.config import ConfigError, TrainingConfig
 from avgen.training.distributed import Processes, start, stop
 from avgen.training.ema import EMA
 from avgen.training.generator import Generator
+from avgen.training.footage_latents import FootageLatents
 from avgen.training.latents import LatentClips
 from avgen.training.metrics_log import truncate_after
 from avgen.training.objectives import OBJECTIVES, Draws
@@ -61,6 +62,7 @@ class Trainer:
         self.run_dir = Path(config.output_dir)
         self.progress = progress and self.processes.is_main
         self.data = self._load_data()
+        self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its shuffled order of the clips)
 
         generator = Generator.from_folder(resolve_weights(config.init), config.preset) if config.init else Generator.from_preset(config.preset)
         model_config = generator.transformer.config
@@ -89,11 +91,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _load_data(self) -> LatentClips:
+    def _load_data(self) -> LatentClips | FootageLatents:
         config = self.config
         from avgen.models.presets import preset_config
 
         latent_frames = config.clip_chunks * preset_config(config.preset)["chunk_frames"]
+        if config.data is not None:
+            return self._load_footage(latent_frames)
         arguments = (config.codecs, config.clips, latent_frames, config.cache_dir, config.seed)
         if self.processes.is_main:  # one process encodes; the others read its cache
             data = LatentClips.load_or_encode(*arguments, progress=self.progress)
@@ -101,6 +105,22 @@ class Trainer:
         if not self.processes.is_main:
             data = LatentClips.load_or_encode(*arguments, progress=False)
         return data
+
+    def _load_footage(self, latent_frames: int) -> FootageLatents:
+        """The footage folder's clips of `latent_frames`, each process encoding its share once."""
+        from avgen.data.footage import FootageSpec, scan_footage
+
+        config, processes = self.config, self.processes
+        try:
+            index = scan_footage(config.data, FootageSpec.from_model_folder(config.codecs, latent_frames=latent_frames))
+        except ValueError as error:
+            raise ConfigError(f"config key 'data': {error}") from None
+        if not index.clips:
+            reasons = "; ".join(f"{skipped.path}: {skipped.reason}" for skipped in index.skipped[:3])
+            raise ConfigError(f"config key 'data': {config.data!r} has no usable clip ({reasons}); run avgen footage check on it")
+        return FootageLatents.load_or_encode(
+            index, config.codecs, config.cache_dir, rank=processes.rank, world_size=processes.world_size, progress=self.progress
+        )
 
     def _resume_weights(self) -> Path | None:
         """Load the newest checkpoint's weights (the optimizer state follows once it exists)."""
@@ -121,8 +141,17 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def batch_indices(self, step: int) -> list[int]:
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
-        return torch.randint(len(self.data), (self.config.batch_size,), generator=generator).tolist()
+        """The global batch of `step`: the next places in a shuffled order of the clips, so that every
+        clip is seen once per epoch, whatever the number of processes sharing the batch."""
+        size, count = self.config.batch_size, len(self.data)
+        places = [divmod(position, count) for position in range(step * size, (step + 1) * size)]
+        return [self._epoch_order(epoch)[place] for epoch, place in places]
+
+    def _epoch_order(self, epoch: int) -> list[int]:
+        if self._order[0] != epoch:
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+            self._order = (epoch, torch.randperm(len(self.data), generator=generator).tolist())
+        return self._order[1]
 
     def train_step(self) -> dict[str, float]:
         config, processes = self.config, self.processes

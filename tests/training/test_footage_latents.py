@@ -178,3 +178,47 @@ def test_codecs_that_do_not_fit_the_footage_are_one_line(footage, codecs, tmp_pa
 def test_a_rank_outside_the_processes_is_one_line(footage, codecs, tmp_path):
     with pytest.raises(ValueError, match=r"rank must be in \[0, world_size=2\), got 2"):
         load(footage, codecs, tmp_path, rank=2, world_size=2)
+
+
+WORLD_PROMPT = "A red round face with glasses talks in a deep voice on a navy background."
+
+
+def world_captioned(footage, tmp_path) -> Path:
+    """The footage with captions the world's text encoder reads (free text waits for the sentence encoder, #30)."""
+    folder = Path(shutil.copytree(footage, tmp_path / "footage", ignore=shutil.ignore_patterns("metadata.jsonl")))
+    return captioned(folder, {"talk.mp4": WORLD_PROMPT, "hum.mp4": WORLD_PROMPT})
+
+
+def footage_config(folder, codecs, tmp_path, run, **changes):
+    from avgen.training import load_config
+
+    values = {"data": folder, "codecs": codecs, "cache_dir": tmp_path / "cache", "output_dir": tmp_path / run, "clip_chunks": 2,
+              "batch_size": 2, "threads": 1, "warmup_steps": 1, "steps": 2, "checkpoint_every": 2, **changes}  # fmt: skip
+    return load_config(stage="pretrain", overrides=[f"{key}={value}" for key, value in values.items()])
+
+
+def test_a_stage_trains_on_footage_and_resumes(footage, codecs, tmp_path):
+    from avgen.training.trainer import Trainer
+
+    folder = world_captioned(footage, tmp_path)
+    trainer = Trainer(footage_config(folder, codecs, tmp_path, "run"), progress=False)
+    assert len(trainer.data) == 5 and trainer.data.prompts == [WORLD_PROMPT] * 5
+    # Every clip once per epoch: 5 clips in batches of 2 cover an epoch in 2.5 steps.
+    seen = [index for step in range(5) for index in trainer.batch_indices(step)]
+    assert sorted(seen[:5]) == sorted(seen[5:]) == list(range(5))
+    trainer.run()
+    resumed = Trainer(footage_config(folder, codecs, tmp_path, "run", steps=4), resume=True, progress=False)
+    assert resumed.step == 2
+    resumed.run()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_two_processes_on_footage_match_one(footage, codecs, tmp_path):
+    from .test_distributed import TOLERANCE, run
+
+    folder = world_captioned(footage, tmp_path)
+    one = run(footage_config(folder, codecs, tmp_path, "one", steps=3, batch_size=4), 1)
+    two = run(footage_config(folder, codecs, tmp_path, "two", steps=3, batch_size=4), 2)
+    assert [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two):
+        assert abs(a["loss"] - b["loss"]) <= TOLERANCE * max(1.0, abs(a["loss"])), (a, b)
