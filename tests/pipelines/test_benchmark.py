@@ -22,3 +22,14 @@ def test_stream_benchmark_charges_decoding_to_the_decode_share(rolling, monkeypa
 
     monkeypatch.setattr(AVDecoder, "decode", slow_decode)
     assert benchmark_stream(rolling, minutes=0.05)["decode_share"] > 0.6
+
+
+def test_the_wan_size_benchmark_runs_its_path_at_a_cpu_size(capsys):
+    import json
+
+    from avgen.pipelines.wan_benchmark import main
+
+    assert main(["--size", "tiny", "--device", "cpu", "--dtype", "fp32", "--chunks", "7", "--backends", "sdpa,flash", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[0]["fps_steady"] > 0 and rows[0]["time_to_first_frame_s"] > 0
+    assert "runs only on CUDA" in rows[1]["error"]  # a missing kernel is reported, the run goes on

@@ -1,0 +1,121 @@
+"""Benchmark: a converted Wan2.1-T2V-1.3B-sized model streaming through RollingForcingPipeline.
+
+    python -m avgen.pipelines.wan_benchmark --device cuda --dtype bf16 [--backends sdpa,flex,flash] [--chunks 12] [--json]
+    python -m avgen.pipelines.wan_benchmark --size tiny --device cpu     # the same path at a CPU size
+
+Random weights of the real shapes (what `avgen convert` builds: a video-only transformer of
+30 blocks of 1536 channels, Wan2.1's VAE) under the Rolling Forcing recipe at 832x480: the
+weights decide nothing about speed. For each attention backend it streams `chunks` chunks
+with the VAE's streaming decode and reports time to first frame, steady-state frames per
+second (chunks after the window is full, decode included) and peak GPU memory. Anchors from
+the papers: Rolling Forcing 15.79 FPS, Self-Forcing 17.0 FPS (H100), LongLive 20.7 FPS (H100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+SIZES = {
+    # (transformer config changes, VAE base_dim, height, width, text tokens)
+    "wan-1.3b": ({}, 96, 480, 832, 512),
+    "tiny": ({"video_dim": 64, "video_num_heads": 2, "video_ffn_dim": 128, "num_layers": 2, "text_dim": 32}, 8, 64, 64, 16),
+}
+WAN = dict(video_in_channels=16, video_patch_size=(1, 2, 2), video_dim=1536, video_num_heads=12, video_ffn_dim=8960,
+           num_layers=30, text_dim=4096, freq_dim=256, fusion=False, chunk_frames=3, rope_max_seq_len=1024,
+           modalities=("video",), step_conditioning=False)  # fmt: skip
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def wan_pipeline(size: str, device: str, dtype: torch.dtype):
+    """A RollingForcingPipeline with random weights of `size`, configured as `avgen convert --recipe rolling-forcing`."""
+    from avgen.codecs.video import VideoCodec
+    from avgen.convert.recipes import recipe
+    from avgen.models.transformer import CausalAVTransformer
+    from avgen.pipelines.rolling_forcing import RollingForcingPipeline
+    from avgen.scheduler import FlowMatchShortcutScheduler
+
+    changes, base_dim, height, width, _ = SIZES[size]
+    settings = recipe("rolling-forcing")
+    torch.manual_seed(0)
+    with torch.device(device):
+        transformer = CausalAVTransformer(**{**WAN, **changes}).eval()
+        vae = VideoCodec(base_dim=base_dim, z_dim=16).eval()
+    pipe = RollingForcingPipeline(
+        transformer=transformer, vae=vae, text_encoder=None,
+        scheduler=FlowMatchShortcutScheduler(shift=settings.shift, sampler="renoise", timesteps=list(settings.timesteps)),
+        height=height, width=width, window=settings.window, sink_chunks=settings.sink_chunks, cache_chunks=settings.cache_chunks,
+        attention_chunks=settings.attention_chunks, refresh_attention_chunks=settings.refresh_attention_chunks,
+        refresh_keeps_sink=settings.refresh_keeps_sink, sink_positions=settings.sink_positions,
+    )  # fmt: skip
+    torch.nn.Module.to(transformer, dtype=dtype)  # the VAE stays fp32, as Wan runs it
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def benchmark_backend(pipe, backend: str, chunks: int, device: str, text_tokens: int) -> dict:
+    """Time to first frame, steady frames per second and peak memory of one stream."""
+    pipe.transformer.set_attention_backend(backend)
+    embeds = torch.randn(1, text_tokens, pipe.transformer.config.text_dim, device=device, dtype=pipe.transformer.dtype)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    stream = pipe.stream(prompt_embeds=embeds, generator=torch.Generator().manual_seed(0))
+    began = last = time.perf_counter()
+    first_frame, per_chunk = None, []
+    for chunk in stream:
+        _synchronize(device)
+        now = time.perf_counter()
+        if first_frame is None:
+            first_frame = now - began
+        per_chunk.append((chunk.frames.shape[1], now - last))
+        last = now
+        if len(per_chunk) == chunks:
+            break
+    stream.close()
+    steady = per_chunk[pipe.transformer.config.chunk_frames + 2 :] or per_chunk[1:]  # past the window's warm-up
+    frames, seconds = sum(f for f, _ in steady), sum(s for _, s in steady)
+    return {
+        "backend": backend,
+        "time_to_first_frame_s": round(first_frame, 3),
+        "fps_steady": round(frames / seconds, 2),
+        "ms_per_chunk_median": round(statistics.median(s for _, s in steady) * 1000, 1),
+        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=tuple(SIZES), default="wan-1.3b", help="model size (default wan-1.3b)")
+    parser.add_argument("--device", default="cuda", help="torch device (default cuda)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="transformer dtype (the VAE stays fp32)")
+    parser.add_argument("--backends", default="sdpa", help="comma list of sdpa, flex, flash, xformers")
+    parser.add_argument("--chunks", type=int, default=12, help="chunks to stream per backend (3 latent frames each)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("wan_benchmark: error: --device cuda but no CUDA GPU is visible; use --size tiny --device cpu", file=sys.stderr)
+        return 2
+    pipe = wan_pipeline(args.size, args.device, DTYPES[args.dtype])
+    rows = []
+    for backend in args.backends.split(","):
+        try:
+            rows.append(benchmark_backend(pipe, backend, args.chunks, args.device, SIZES[args.size][4]))
+        except (ImportError, RuntimeError, ValueError) as error:  # a kernel this machine lacks: say so, go on
+            rows.append({"backend": backend, "error": str(error).splitlines()[0]})
+    figures = {"size": args.size, "device": args.device, "dtype": args.dtype, "chunks": args.chunks, "rows": rows}
+    print(json.dumps(figures, indent=2) if args.json else "\n".join(json.dumps(row) for row in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
