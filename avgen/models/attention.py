@@ -11,7 +11,7 @@ CUDA tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property
 
 import torch
 import torch.nn.functional as F
