@@ -160,8 +160,7 @@ def read_media(path: str | os.PathLike, sample_rate: int | None = None) -> Media
         missing = "video" if info.video_codec is None else "audio"
         raise MediaError(f"cannot read {str(path)!r}: it has no {missing} stream")
     rate = sample_rate or info.sample_rate
-    frames = _decode(path, ["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-    frames = np.frombuffer(frames, np.uint8).reshape(-1, info.height, info.width, 3)
+    frames = _frames(path, info)
     samples = _decode(path, ["-map", "0:a:0", "-f", "f32le", "-ac", str(info.channels), "-ar", str(rate)])
     audio = np.frombuffer(samples, np.float32).reshape(-1, info.channels).T  # (channels, S)
     # MPEG-TS keeps the AAC encoder's priming samples, stamped before the first picture;
@@ -177,8 +176,13 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     info = probe(path)
     if info.video_codec is None:
         raise MediaError(f"cannot read {str(path)!r}: it has no video stream")
+    return _frames(path, info), info.fps
+
+
+def _frames(path: Path, info: MediaInfo) -> np.ndarray:
+    """Every frame of the first video stream, (F, H, W, 3) uint8 RGB."""
     frames = _decode(path, ["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-    return np.frombuffer(frames, np.uint8).reshape(-1, info.height, info.width, 3), info.fps
+    return np.frombuffer(frames, np.uint8).reshape(-1, info.height, info.width, 3)
 
 
 def check_writable(path: str | os.PathLike) -> Path:

@@ -59,14 +59,8 @@ def fixture_pipeline(fixture: Path, recipe_name: str):
         transformer=transformer,
         vae=VideoCodec(base_dim=8, z_dim=arch["in_dim"]).eval(),  # sizes only: the output stays latent
         text_encoder=None,
-        scheduler=FlowMatchShortcutScheduler(shift=settings.shift, sampler="renoise", timesteps=list(settings.timesteps), warp=settings.warp),
-        window=settings.window,
-        sink_chunks=settings.sink_chunks,
-        cache_chunks=settings.cache_chunks,
-        attention_chunks=settings.attention_chunks,
-        refresh_attention_chunks=settings.refresh_attention_chunks,
-        refresh_keeps_sink=settings.refresh_keeps_sink,
-        sink_positions=settings.sink_positions,
+        scheduler=FlowMatchShortcutScheduler(**settings.scheduler_config()),
+        **settings.sampling_defaults(),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -247,8 +247,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         Offload hooks act on `forward`; the rollout and the streaming codecs call other methods
         (`forward_chunks`, `stream().decode`), so the pipeline triggers the hook itself.
         """
-        hook = getattr(module, "_hf_hook", None)
-        if module is not None and hook is not None:
+        hook = getattr(module, "_hf_hook", None)  # None too for an absent module (no audio codec)
+        if hook is not None:
             hook.pre_forward(module)
 
     def prompt_embeddings(self, prompt, prompt_embeds, negative_prompt, negative_prompt_embeds, guided: bool):

@@ -48,11 +48,9 @@ def wan_pipeline(size: str, device: str, dtype: torch.dtype):
         vae = VideoCodec(base_dim=base_dim, z_dim=16).eval()
     pipe = RollingForcingPipeline(
         transformer=transformer, vae=vae, text_encoder=None,
-        scheduler=FlowMatchShortcutScheduler(shift=settings.shift, sampler="renoise", timesteps=list(settings.timesteps)),
-        height=height, width=width, window=settings.window, sink_chunks=settings.sink_chunks, cache_chunks=settings.cache_chunks,
-        attention_chunks=settings.attention_chunks, refresh_attention_chunks=settings.refresh_attention_chunks,
-        refresh_keeps_sink=settings.refresh_keeps_sink, sink_positions=settings.sink_positions,
-    )  # fmt: skip
+        scheduler=FlowMatchShortcutScheduler(**settings.scheduler_config()), height=height, width=width,
+        **settings.sampling_defaults(),
+    )
     torch.nn.Module.to(transformer, dtype=dtype)  # the VAE stays fp32, as Wan runs it
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -124,7 +124,7 @@ def write_transformer(video_state: dict, arch: dict, recipe: Recipe, folder: Pat
 def write_scheduler(recipe: Recipe, folder: Path) -> None:
     from avgen.scheduler import FlowMatchShortcutScheduler
 
-    scheduler = FlowMatchShortcutScheduler(shift=recipe.shift, sampler="renoise", timesteps=list(recipe.timesteps), warp=recipe.warp)
+    scheduler = FlowMatchShortcutScheduler(**recipe.scheduler_config())
     scheduler.save_pretrained(folder)
 
 
@@ -149,14 +149,7 @@ def write_model_index(recipe: Recipe, folder: Path, text_length: int) -> None:
         "height": 480,
         "width": 832,
         "num_frames": 1 + 4 * (recipe.num_latent_frames - 1),
-        "window": recipe.window,
-        "sink_chunks": recipe.sink_chunks,
-        "cache_chunks": recipe.cache_chunks,
-        "attention_chunks": recipe.attention_chunks,
-        "refresh_attention_chunks": recipe.refresh_attention_chunks,
-        "refresh_keeps_sink": recipe.refresh_keeps_sink,
-        "sink_positions": recipe.sink_positions,
+        **recipe.sampling_defaults(),
         "text_length": text_length,
-        "recache_on_prompt_change": recipe.recache,
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")

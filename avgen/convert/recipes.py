@@ -39,6 +39,23 @@ class Recipe:
     lora_rank: int | None = None  # LoRA defaults where the family ships one (not stored in its file)
     lora_alpha: float | None = None
 
+    def scheduler_config(self) -> dict:
+        """FlowMatchShortcutScheduler's arguments: the official timesteps, their shift, the re-noise sampler."""
+        return dict(shift=self.shift, sampler="renoise", timesteps=list(self.timesteps), warp=self.warp)
+
+    def sampling_defaults(self) -> dict:
+        """The pipeline's config (model_index.json): the rollout window, the cache and what each pass sees."""
+        return dict(
+            window=self.window,
+            sink_chunks=self.sink_chunks,
+            cache_chunks=self.cache_chunks,
+            attention_chunks=self.attention_chunks,
+            refresh_attention_chunks=self.refresh_attention_chunks,
+            refresh_keeps_sink=self.refresh_keeps_sink,
+            sink_positions=self.sink_positions,
+            recache_on_prompt_change=self.recache,
+        )
+
 
 # Self-Forcing's global attention fills its 21-frame cache at frame 21 and the official
 # sampler stops there; as a budget of 7 chunks it is the same up to that frame and a
