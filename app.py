@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="float32", help="torch dtype of the model (default float32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the tiny model's ops are small)")
+    parser.add_argument("--compile", action="store_true", help="compile the transformer with torch.compile (the first generation pays for it)")
     parser.add_argument("--concurrency", type=int, default=1, help="generations running at once; others queue (default 1)")
     parser.add_argument("--max-queue", type=int, default=8, help="generations allowed to wait (default 8)")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="longest generation, the end of 'until stopped' (default 600)")
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     port = args.port if args.port is not None else _environment_port()
     return AppConfig(
         model=args.model, untrained=args.untrained, host=host, port=port,
-        device=args.device, dtype=args.dtype, threads=args.threads,
+        device=args.device, dtype=args.dtype, threads=args.threads, compile=args.compile,
         concurrency_limit=args.concurrency, max_queue=args.max_queue, max_seconds=args.max_seconds,
         default_seconds=min(AppConfig.default_seconds, args.max_seconds),
     )  # fmt: skip

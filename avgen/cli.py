@@ -160,12 +160,13 @@ def bench_official(args: argparse.Namespace) -> int:
     if args.long is not None:
         _print_figures(benchmark_long_stream(args.fixture, args.recipe, multiple=args.long), args.json)
         return 0
-    figures = benchmark_official(args.fixture, frames=args.frames, runs=args.runs)
+    figures = benchmark_official(args.fixture, frames=args.frames, runs=args.runs, compile=args.compile)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     for row in figures["rows"]:
-        print(f"{row['schedule']:16s} {row['latent_frames']:3d} frames  {row['ms_per_latent_frame']:6.2f} ms/frame "
+        mode = "compiled" if row["compiled"] else "eager"
+        print(f"{row['schedule']:16s} {row['latent_frames']:3d} frames {mode:8s} {row['ms_per_latent_frame']:6.2f} ms/frame "
               f"(range {row['spread'][0]}-{row['spread'][1]})   official {row['official_ms_per_latent_frame']}")
     return 0
 
@@ -173,13 +174,16 @@ def bench_official(args: argparse.Namespace) -> int:
 def bench_stream(args: argparse.Namespace) -> int:
     import torch
 
+    from avgen.models.compilation import is_compiled
     from avgen.pipelines.benchmark import benchmark_stream, random_tiny_pipeline
     from avgen.pipelines.loading import load_pipeline
 
     torch.set_num_threads(args.threads)
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
+    if args.compile:
+        pipe.transformer.compile()
     figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
-    figures.update(model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads)
+    figures.update(model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, compiled=is_compiled(pipe.transformer))
     _print_figures(figures, args.json)
     return 0
 
@@ -242,11 +246,14 @@ def generate(args: argparse.Namespace) -> int:
     import torch
     from diffusers.utils import logging as diffusers_logging
 
+    from avgen.models.compilation import is_compiled
     from avgen.pipelines.loading import load_pipeline
 
     diffusers_logging.disable_progress_bar()  # loading bars would bury the one line a mistake prints
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     pipe = load_pipeline(args.model, args.pipeline)
+    if args.compile:
+        pipe.transformer.compile()
     note = pipe.unsupported_requests(args.prompt)
     if note is not None:
         print(f"avgen generate: note: {note}", file=sys.stderr)
@@ -264,6 +271,8 @@ def generate(args: argparse.Namespace) -> int:
     audio = np.concatenate([c.audio[0] for c in chunks], axis=-1) if pipe.has_audio else None
     write_mp4(output, frames, audio, pipe.fps, pipe.sample_rate, metadata={"comment": args.prompt})
     report = {"output": str(output), "prompt": args.prompt, "seconds": len(frames) / pipe.fps, "pipeline": args.pipeline}
+    if args.compile:
+        report["compiled"] = is_compiled(pipe.transformer)  # False: it fell back to eager (the warning says why)
     print(json.dumps({**report, **({"note": note} if note else {})}, indent=2))
     return 0
 
@@ -308,6 +317,13 @@ def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
 
 
+def _add_compile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="compile the transformer's per-token stages with torch.compile (slower first chunk; eager with a warning where unavailable)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avgen.world import VOCABULARIES
 
@@ -325,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--image", help="first frame / reference character (RGB, any size: resized and centre-cropped)")
     make.add_argument("--video", help="a video to voice (dubbing): shown as it is, the model makes its sound; length: the video's")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
+    _add_compile_argument(make)
     make.set_defaults(run=generate)
 
     from avgen.convert.recipes import RECIPES
@@ -394,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     stream.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    _add_compile_argument(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)
 
@@ -405,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     official.add_argument("--long", type=_positive_int, default=None, metavar="N",
                           help="instead: stream N times the training length (decoded, prompt changed half-way) and report memory")
     official.add_argument("--recipe", default="rolling-forcing", help="with --long: the schedule (default rolling-forcing)")
+    official.add_argument("--compile", action="store_true", help="also time each schedule with the transformer compiled")
     official.add_argument("--json", action="store_true", help="print JSON instead of a table")
     official.set_defaults(run=bench_official)
 

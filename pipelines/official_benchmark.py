@@ -66,8 +66,9 @@ def fixture_pipeline(fixture: Path, recipe_name: str):
     return pipe
 
 
-def benchmark_official(fixture: str | Path, frames: int | None = None, runs: int = 9) -> dict:
-    """Median ms per latent frame of each schedule over `runs` runs after a warm-up one (at `frames` latent frames, or the fixture's)."""
+def benchmark_official(fixture: str | Path, frames: int | None = None, runs: int = 9, compile: bool = False) -> dict:
+    """Median ms per latent frame of each schedule over `runs` runs after a warm-up one (at `frames`
+    latent frames, or the fixture's); with `compile`, each schedule again with the transformer compiled."""
     fixture = Path(fixture)
     if not (fixture / "inputs.pt").is_file():
         raise ValueError(f"{str(fixture)!r} is not the official-tiny fixture (no inputs.pt): pass shared/fixtures/official-tiny")
@@ -79,24 +80,43 @@ def benchmark_official(fixture: str | Path, frames: int | None = None, runs: int
             continue
         pipe = fixture_pipeline(fixture, name)
         noise = inputs[f"noise_{length}"].permute(0, 2, 1, 3, 4)  # (B, F, C, H, W) -> (B, C, F, H, W)
-        timings = []
-        with torch.inference_mode():
-            for run in range(runs + 1):  # the first, untimed, warms the kernels and the layout tables up
-                began = time.perf_counter()
-                pipe(prompt_embeds=inputs["prompt_embeds"], latents=noise, generator=torch.Generator().manual_seed(1234), output_type="latent", **settings)
-                if run:
-                    timings.append((time.perf_counter() - began) * 1000 / length)
-        rows.append(
-            {
-                "schedule": name,
-                "latent_frames": length,
-                "settings": settings,
-                "ms_per_latent_frame": round(statistics.median(timings), 2),
-                "spread": [round(min(timings), 2), round(max(timings), 2)],
-                "official_ms_per_latent_frame": official.get(output) if output else OFFICIAL_ROLLING_60,
-            }
-        )
+
+        def sample(pipe=pipe, noise=noise, settings=settings):
+            pipe(prompt_embeds=inputs["prompt_embeds"], latents=noise, generator=torch.Generator().manual_seed(1234), output_type="latent", **settings)
+
+        for compiled in (False, True) if compile else (False,):
+            if compiled:
+                pipe.transformer.compile()
+            first_seconds, timings = _timed_runs(sample, runs, length)
+            rows.append(
+                {
+                    "schedule": name,
+                    "latent_frames": length,
+                    "settings": settings,
+                    "compiled": compiled,
+                    "ms_per_latent_frame": round(statistics.median(timings), 2),
+                    "spread": [round(min(timings), 2), round(max(timings), 2)],
+                    "first_run_seconds": round(first_seconds, 2),  # compiled: mostly compilation
+                    "official_ms_per_latent_frame": official.get(output) if output else OFFICIAL_ROLLING_60,
+                }
+            )
     return {"fixture": str(fixture), "runs": runs, "threads": torch.get_num_threads(), "rows": rows}
+
+
+def _timed_runs(sample, runs: int, length: int) -> tuple[float, list[float]]:
+    """Seconds of a first, untimed run (it warms the kernels and layout tables up, or compiles),
+    then ms per latent frame of each of `runs` runs."""
+    timings = []
+    with torch.inference_mode():
+        for run in range(runs + 1):
+            began = time.perf_counter()
+            sample()
+            elapsed = time.perf_counter() - began
+            if run:
+                timings.append(elapsed * 1000 / length)
+            else:
+                first = elapsed
+    return first, timings
 
 
 def benchmark_long_stream(fixture: str | Path, recipe_name: str = "rolling-forcing", multiple: int = 10, marks: int = 4) -> dict:

@@ -43,6 +43,7 @@ class AppConfig:
         default_seconds: the length the page starts with.
         first_segment_seconds, segment_seconds: media per streamed segment; the first is short
             so that picture and sound start soon, later ones longer to spend less on muxing.
+        compile: compile the transformer's per-token stages (torch.compile; the first generation pays for it).
         modes: the choices of the page's mode radio.
         max_upload: largest reference image file accepted (Gradio size string).
     """
@@ -54,6 +55,7 @@ class AppConfig:
     device: str = "cpu"
     dtype: str = "float32"
     threads: int | None = 1
+    compile: bool = False
     concurrency_limit: int = 1
     max_queue: int = 8
     max_seconds: float = 600.0

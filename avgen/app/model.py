@@ -29,11 +29,14 @@ class AppModel:
         return config.height, config.width
 
 
-def load_model(path: str | Path | None, device: str = "cpu", dtype: str = "float32", untrained: bool = False) -> AppModel:
+def load_model(
+    path: str | Path | None, device: str = "cpu", dtype: str = "float32", untrained: bool = False, compile: bool = False
+) -> AppModel:
     """Load `path`, or with None the default folder when it holds a pipeline, else untrained tiny components.
 
     A folder named explicitly must load: its errors (ValueError) say what is missing.
     `untrained` skips the default folder (tests and benchmarks do not depend on training).
+    `compile`: the transformer's stages through torch.compile (both pipelines share it).
     """
     from avgen.pipelines.benchmark import random_tiny_pipeline
     from avgen.pipelines.loading import load_pipeline
@@ -52,6 +55,8 @@ def load_model(path: str | Path | None, device: str = "cpu", dtype: str = "float
     if torch_dtype != rolling.transformer.dtype:  # diffusers warns about any cast, even a needless one
         rolling.to(dtype=torch_dtype)
     rolling.set_progress_bar_config(disable=True)
+    if compile:
+        rolling.transformer.compile()
     # The folder's sampling defaults (a converted checkpoint's cache layout and budgets) go along.
     defaults = {key: value for key, value in rolling.config.items() if not key.startswith("_") and key not in rolling.components}
     mutual = MutualForcingPipeline(**rolling.components, **{**defaults, "window": None})

@@ -32,9 +32,18 @@ class CrossModalAttention(nn.Module):
         """(B, Lk, context_dim) -> keys and values, (B, Lk, Nh, Dh) each, before rotation."""
         return self.attn.key_value(self.norm_context(context.float()).type_as(context))
 
+    # Split around `attend` as TowerBlock is, for `avgen.models.compilation`.
+    STAGES = ("key_value", "query", "output")
+
     def forward(self, x: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: AttendFn) -> torch.Tensor:
-        h = self.norm_query(x.float()).type_as(x)
-        return x + self.attn.output(attend(self.attn.query(h), key, value), like=h)
+        return self.output(x, attend(self.query(x), key, value))
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Lq, query_dim) -> queries (B, Lq, Nh, Dh), before rotation."""
+        return self.attn.query(self.norm_query(x.float()).type_as(x))
+
+    def output(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        return x + self.attn.output(attended, like=x)
 
 
 class FusionBlock(nn.Module):

@@ -84,16 +84,34 @@ class TowerBlock(nn.Module):
         """Six (B, Nc, D) fp32 modulations from (B, Nc, 6, D) timestep projections."""
         return (self.scale_shift_table[None] + timestep_proj.float()).unbind(2)
 
+    # Each attention is split around its `attend` call: the stages before and after depend on
+    # this forward's tokens alone, so `avgen.models.compilation` can compile them with static
+    # shapes, while the cache read and the attention itself stay outside the graph.
+    STAGES = ("modulation", "self_attention_inputs", "self_attention_output", "text_query", "text_output", "feed_forward")
+
     def self_attention(self, x: torch.Tensor, modulation: tuple[torch.Tensor, ...], attend: AttendFn) -> torch.Tensor:
-        shift, scale, gate_msa = modulation[:3]
+        return self.self_attention_output(x, attend(*self.self_attention_inputs(x, modulation)), modulation)
+
+    def self_attention_inputs(
+        self, x: torch.Tensor, modulation: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query, key and value (B, L, Nh, Dh) of the modulated tokens, before rotation."""
+        shift, scale = modulation[:2]
         h = modulate(self.norm1(x.float()), shift, scale).type_as(x)
-        key, value = self.attn1.key_value(h)
-        out = self.attn1.output(attend(self.attn1.query(h), key, value), like=h)
-        return (x.float() + gate(out, gate_msa)).type_as(x)
+        return (self.attn1.query(h), *self.attn1.key_value(h))
+
+    def self_attention_output(self, x: torch.Tensor, attended: torch.Tensor, modulation: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        out = self.attn1.output(attended, like=x)
+        return (x.float() + gate(out, modulation[2])).type_as(x)
 
     def text_attention(self, x: torch.Tensor, text_kv: tuple[torch.Tensor, torch.Tensor], attend: AttendFn) -> torch.Tensor:
-        h = self.norm2(x.float()).type_as(x)
-        return x + self.attn2.output(attend(self.attn2.query(h), *text_kv), like=h)
+        return self.text_output(x, attend(self.text_query(x), *text_kv))
+
+    def text_query(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn2.query(self.norm2(x.float()).type_as(x))
+
+    def text_output(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        return x + self.attn2.output(attended, like=x)
 
     def feed_forward(self, x: torch.Tensor, modulation: tuple[torch.Tensor, ...]) -> torch.Tensor:
         shift, scale, gate_mlp = modulation[3:]

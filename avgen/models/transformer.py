@@ -28,6 +28,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from avgen.models.attention import BACKENDS, Visibility, attend
+from avgen.models.compilation import compile_stages
 from avgen.models.fusion import FusionBlock
 from avgen.models.kv_cache import CacheView, KVCache
 from avgen.models.rope import check_positions, rotate, rotation, time_angles, time_shift_angles, video_angles
@@ -205,6 +206,15 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         if backend not in BACKENDS:
             raise ValueError(f"unknown attention backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.attention_backend = backend
+
+    def compile(self, **options) -> None:
+        """Compile the per-token stages of every layer with torch.compile, in place.
+
+        The KV cache and attention stay eager; see avgen.models.compilation. `options` go to
+        torch.compile (static shapes by default; `mode="reduce-overhead"` for CUDA graphs).
+        Where compilation is unavailable, the first forward warns once and runs eager.
+        """
+        compile_stages(self, **options)
 
     def forward(
         self,

@@ -40,6 +40,15 @@ def test_gradio_server_name_and_port_are_honoured_unless_a_flag_says_otherwise(m
     assert (parse_args([]).host, parse_args([]).port) == ("127.0.0.1", 7860)
 
 
+def test_compile_is_off_unless_asked():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from app import parse_args
+    finally:
+        sys.path.remove(str(ROOT))
+    assert (parse_args([]).compile, parse_args(["--compile"]).compile) == (False, True)
+
+
 def test_a_bad_gradio_server_port_is_one_line_and_status_2(monkeypatch):
     result = subprocess.run(
         [sys.executable, "app.py", "--untrained"], cwd=ROOT, capture_output=True, text=True, timeout=120,

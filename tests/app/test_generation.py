@@ -28,6 +28,14 @@ def test_untrained_model_says_so(model):
     assert set(model.pipelines) == {"rolling", "mutual"}
 
 
+def test_compile_compiles_the_transformer_both_modes_share():
+    from avgen.models.compilation import is_compiled
+
+    compiled = load_model(None, untrained=True, compile=True)
+    assert compiled.pipelines["rolling"].transformer is compiled.pipelines["mutual"].transformer
+    assert is_compiled(compiled.pipelines["mutual"].transformer)
+
+
 def test_a_folder_without_a_pipeline_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="not a pipeline folder"):
         load_model(tmp_path)

@@ -77,3 +77,22 @@ def test_empty_prompt_and_incomplete_weights_are_explained(model, tmp_path):
     (broken / "model_index.json").write_text(json.dumps({"transformer": ["avgen", "CausalAVTransformer"]}))
     missing = generate("A red round face", "--model", str(broken), "-o", "out.mp4", cwd=tmp_path)
     assert missing.returncode == 2 and "lacks its transformer/ component" in missing.stderr
+
+
+
+
+def test_compile_flag_compiles_the_transformer_and_generates_the_same(model, prompt, tmp_path, monkeypatch, capsys):
+    from avgen.cli import main
+    from avgen.models.compilation import compile_stages
+    from avgen.models.transformer import CausalAVTransformer
+
+    # Dynamo's "eager" backend: the stages really go through torch.compile, without inductor's minute of C++.
+    monkeypatch.setattr(CausalAVTransformer, "compile", lambda self, **options: compile_stages(self, backend="eager"))
+    monkeypatch.chdir(tmp_path)
+    args = [prompt, "--seconds", "0.5", "--model", str(model)]
+    assert main(["generate", *args, "-o", "eager.mp4"]) == 0
+    assert "compiled" not in json.loads(capsys.readouterr().out)
+    assert main(["generate", *args, "-o", "compiled.mp4", "--compile"]) == 0
+    assert json.loads(capsys.readouterr().out)["compiled"] is True
+    a, b = read_media(tmp_path / "eager.mp4"), read_media(tmp_path / "compiled.mp4")
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
