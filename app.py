@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--dtype", default="float32", help="torch dtype of the model (default float32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the tiny model's ops are small)")
     parser.add_argument("--compile", action="store_true", help="compile the transformer with torch.compile (the first generation pays for it)")
+    parser.add_argument("--vae-dtype", default="auto", help="video codec dtype: auto (bf16 where the hardware computes it natively), fp32, bf16")
     parser.add_argument("--concurrency", type=int, default=1, help="generations running at once; others queue (default 1)")
     parser.add_argument("--max-queue", type=int, default=8, help="generations allowed to wait (default 8)")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="longest generation, the end of 'until stopped' (default 600)")
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     port = args.port if args.port is not None else _environment_port()
     return AppConfig(
         model=args.model, untrained=args.untrained, host=host, port=port,
-        device=args.device, dtype=args.dtype, threads=args.threads, compile=args.compile,
+        device=args.device, dtype=args.dtype, threads=args.threads, compile=args.compile, vae_dtype=args.vae_dtype,
         concurrency_limit=args.concurrency, max_queue=args.max_queue, max_seconds=args.max_seconds,
         default_seconds=min(AppConfig.default_seconds, args.max_seconds),
     )  # fmt: skip

@@ -180,10 +180,12 @@ def bench_stream(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
-    if args.compile:
-        pipe.transformer.compile()
+    _prepare(pipe, args)
     figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
-    figures.update(model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, compiled=is_compiled(pipe.transformer))
+    figures.update(
+        model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, compiled=is_compiled(pipe.transformer),
+        vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
+    )  # fmt: skip
     _print_figures(figures, args.json)
     return 0
 
@@ -198,6 +200,7 @@ def eval_model(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model, args.pipeline)
+    _prepare(pipe, args)
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
@@ -206,16 +209,19 @@ def eval_model(args: argparse.Namespace) -> int:
     if not args.json:
         figures.pop("rows")
     figures["model"] = args.model
+    figures["vae_dtype"] = str(pipe.vae.dtype).removeprefix("torch.")
     _print_figures(figures, args.json)
     return 0
 
 
 def eval_codecs(args: argparse.Namespace) -> int:
     from avgen.codecs.evaluation import evaluate_codecs
+    from avgen.codecs.precision import codec_dtype
 
     figures = evaluate_codecs(
-        args.model, clips=args.clips, latent_frames=args.latent_frames, progress=not args.json, reference=args.reference
-    )
+        args.model, clips=args.clips, latent_frames=args.latent_frames, progress=not args.json, reference=args.reference,
+        video_decode_dtype=codec_dtype(args.vae_dtype, "cpu"),
+    )  # fmt: skip
     _print_figures(figures, args.json)
     return 0
 
@@ -252,8 +258,7 @@ def generate(args: argparse.Namespace) -> int:
     diffusers_logging.disable_progress_bar()  # loading bars would bury the one line a mistake prints
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     pipe = load_pipeline(args.model, args.pipeline)
-    if args.compile:
-        pipe.transformer.compile()
+    _prepare(pipe, args)
     note = pipe.unsupported_requests(args.prompt)
     if note is not None:
         print(f"avgen generate: note: {note}", file=sys.stderr)
@@ -317,11 +322,26 @@ def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
 
 
-def _add_compile_argument(parser: argparse.ArgumentParser) -> None:
+def _add_runtime_arguments(parser: argparse.ArgumentParser, compile: bool = True) -> None:
+    """How a loaded pipeline runs: the video codec's dtype, and (optionally) compilation."""
     parser.add_argument(
-        "--compile", action="store_true",
-        help="compile the transformer's per-token stages with torch.compile (slower first chunk; eager with a warning where unavailable)",
+        "--vae-dtype", default="auto",
+        help="dtype the video codec runs in: auto (bf16 where the hardware computes it natively, else fp32), fp32 or bf16",
     )  # fmt: skip
+    if compile:
+        parser.add_argument(
+            "--compile", action="store_true",
+            help="compile the transformer's per-token stages with torch.compile (slower first chunk; eager with a warning where unavailable)",
+        )  # fmt: skip
+
+
+def _prepare(pipe, args: argparse.Namespace) -> None:
+    """Apply `_add_runtime_arguments`' options to a loaded pipeline."""
+    from avgen.codecs.precision import cast_codec, codec_dtype
+
+    cast_codec(pipe.vae, codec_dtype(args.vae_dtype, pipe.device))
+    if getattr(args, "compile", False):
+        pipe.transformer.compile()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--image", help="first frame / reference character (RGB, any size: resized and centre-cropped)")
     make.add_argument("--video", help="a video to voice (dubbing): shown as it is, the model makes its sound; length: the video's")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
-    _add_compile_argument(make)
+    _add_runtime_arguments(make)
     make.set_defaults(run=generate)
 
     from avgen.convert.recipes import RECIPES
@@ -411,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     stream.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
-    _add_compile_argument(stream)
+    _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)
 
@@ -438,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads per worker (default 2)")
     evaluation.add_argument("--workers", type=_positive_int, default=1, help="processes sharing the clips out (default 1)")
+    _add_runtime_arguments(evaluation, compile=False)
     evaluation.add_argument("--json", action="store_true", help="print JSON (with one row per clip) instead of a table")
     evaluation.set_defaults(run=eval_model)
     evaluations = evaluation.add_subparsers(dest="evaluation", parser_class=_Parser)
@@ -445,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     codecs.add_argument("--model", default="weights/avgen-tiny", help="model folder with vae/ and audio_codec/")
     codecs.add_argument("--clips", type=_positive_int, default=50, help="held-out clips (default 50)")
     codecs.add_argument("--latent-frames", type=_positive_int, default=41, help="latent frames per clip (41: 10 s)")
+    _add_runtime_arguments(codecs, compile=False)
     codecs.add_argument(
         "--reference",
         help="another model folder: also report how far the latents moved from its codecs' (a generator trained on those)",

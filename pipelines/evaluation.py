@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avgen.codecs.precision import cast_codec
 from avgen.metrics import evaluate
 from avgen.world.clip import sample_clip
 
@@ -81,7 +82,7 @@ def evaluate_pipeline(
             raise ValueError("workers load the pipeline from its folder: save it with save_pretrained and load it from there")
         # spawn, not fork: a forked child inherits torch's thread pool in an unusable state.
         context = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(type(pipe), pipe.name_or_path, threads)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_load, initargs=(type(pipe), pipe.name_or_path, threads, pipe.vae.dtype)) as pool:
             futures = [pool.submit(_evaluate_loaded, clip_seed, seconds, settings) for clip_seed in seeds]
             rows = sorted((future.result() for future in tqdm(as_completed(futures), total=clips, **bar)), key=lambda row: row["seed"])
     return {
@@ -118,13 +119,14 @@ def summarize(rows: list[dict]) -> dict:
 _worker_pipe = None
 
 
-def _load(pipeline_class: type, folder: str | Path, threads: int) -> None:
+def _load(pipeline_class: type, folder: str | Path, threads: int, vae_dtype: torch.dtype) -> None:
     from diffusers.utils import logging as diffusers_logging
 
     global _worker_pipe
     diffusers_logging.disable_progress_bar()  # one bar per worker would garble the clips' bar
     torch.set_num_threads(threads)
     _worker_pipe = pipeline_class.from_pretrained(folder)
+    cast_codec(_worker_pipe.vae, vae_dtype)
     _worker_pipe.set_progress_bar_config(disable=True)
 
 

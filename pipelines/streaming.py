@@ -294,7 +294,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         audio = None
         if self.has_audio:
             samples = audio_lead_in(self.vae, self.fps, self.sample_rate) + self.chunk_frames(0) * self.sample_rate // self.fps
-            silence = torch.zeros(1, self.audio_codec.config.audio_channels, samples, device=device, dtype=dtype)
+            silence = torch.zeros(1, self.audio_codec.config.audio_channels, samples, device=device, dtype=self.audio_codec.dtype)
             audio = self.audio_codec.encode_latents(silence).expand(batch, -1, -1).to(self.transformer.dtype)
         return LatentChunk(0, video.to(self.transformer.dtype), audio, level=0)
 

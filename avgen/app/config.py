@@ -44,6 +44,7 @@ class AppConfig:
         first_segment_seconds, segment_seconds: media per streamed segment; the first is short
             so that picture and sound start soon, later ones longer to spend less on muxing.
         compile: compile the transformer's per-token stages (torch.compile; the first generation pays for it).
+        vae_dtype: the video codec's dtype: "auto" (bf16 where the hardware computes it natively), "fp32", "bf16".
         modes: the choices of the page's mode radio.
         max_upload: largest reference image file accepted (Gradio size string).
     """
@@ -56,6 +57,7 @@ class AppConfig:
     dtype: str = "float32"
     threads: int | None = 1
     compile: bool = False
+    vae_dtype: str = "auto"
     concurrency_limit: int = 1
     max_queue: int = 8
     max_seconds: float = 600.0

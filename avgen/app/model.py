@@ -30,14 +30,21 @@ class AppModel:
 
 
 def load_model(
-    path: str | Path | None, device: str = "cpu", dtype: str = "float32", untrained: bool = False, compile: bool = False
+    path: str | Path | None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    untrained: bool = False,
+    compile: bool = False,
+    vae_dtype: str = "auto",
 ) -> AppModel:
     """Load `path`, or with None the default folder when it holds a pipeline, else untrained tiny components.
 
     A folder named explicitly must load: its errors (ValueError) say what is missing.
     `untrained` skips the default folder (tests and benchmarks do not depend on training).
     `compile`: the transformer's stages through torch.compile (both pipelines share it).
+    `vae_dtype`: the video codec's, see avgen.codecs.precision.
     """
+    from avgen.codecs.precision import cast_codec, codec_dtype
     from avgen.pipelines.benchmark import random_tiny_pipeline
     from avgen.pipelines.loading import load_pipeline
     from avgen.pipelines.mutual_forcing import MutualForcingPipeline
@@ -54,6 +61,7 @@ def load_model(
     rolling.to(device=device)
     if torch_dtype != rolling.transformer.dtype:  # diffusers warns about any cast, even a needless one
         rolling.to(dtype=torch_dtype)
+    cast_codec(rolling.vae, codec_dtype(vae_dtype, device))
     rolling.set_progress_bar_config(disable=True)
     if compile:
         rolling.transformer.compile()

@@ -33,7 +33,7 @@ def start(config: AppConfig, block: bool = True):
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*is deprecated", category=FutureWarning)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    model = load_model(config.model, config.device, config.dtype, untrained=config.untrained, compile=config.compile)
+    model = load_model(config.model, config.device, config.dtype, untrained=config.untrained, compile=config.compile, vae_dtype=config.vae_dtype)
     app = build_app(model, config)
     app.launch(prevent_thread_lock=not block, **launch_options(config))
     return app

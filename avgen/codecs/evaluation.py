@@ -16,6 +16,7 @@ import torch
 from avgen.codecs.audio import AudioCodec
 from avgen.codecs.loading import load_codecs
 from avgen.codecs.losses import multi_resolution_stft_distance, psnr, psnr_from_mse
+from avgen.codecs.precision import cast_codec
 from avgen.codecs.video import VideoCodec
 from avgen.metrics.attributes import READ_ATTRIBUTES, read_attributes
 from avgen.metrics.sync import audio_envelope, measure_sync
@@ -101,13 +102,21 @@ def evaluate_codecs(
     seed: int = 0,
     progress: bool = False,
     reference: str | Path | None = None,
+    video_decode_dtype: torch.dtype = torch.float32,
 ) -> dict:
     """Figures over `clips` held-out clips of 1 + 4 * (latent_frames - 1) frames (41: 161 frames, 10 s).
+
+    Clips are encoded in float32 (as the generator's training latents are) and the video decoded
+    in `video_decode_dtype` (see avgen.codecs.precision).
 
     With `reference` (another weights folder) also how far this model's latents moved from the
     reference codecs' (`latent_shift`): whether a generator trained on those still fits.
     """
     video_codec, audio_codec = load_codecs(model)
+    video_decoder = video_codec
+    if video_decode_dtype != torch.float32:
+        video_decoder = load_codecs(model)[0]
+        cast_codec(video_decoder, video_decode_dtype)
     reference_codecs = None
     if reference is not None:
         reference_codecs = load_codecs(reference)
@@ -127,7 +136,8 @@ def evaluate_codecs(
         audio = torch.from_numpy(chunk.audio)[None]  # (1, 1, S)
         with torch.no_grad():
             video_latents, audio_latents = video_codec.encode_latents(video), audio_codec.encode_latents(audio)
-            video_out, audio_out = video_codec.decode_latents(video_latents), audio_codec.decode_latents(audio_latents)
+            video_out = video_decoder.decode_latents(video_latents.to(video_decode_dtype)).float()
+            audio_out = audio_codec.decode_latents(audio_latents)
             shifts = {}
             if reference_codecs is not None:
                 reference_video, reference_audio = reference_codecs
@@ -169,7 +179,8 @@ def evaluate_codecs(
         "audio_envelope_correlation_min": round(float(np.min([r["envelope_correlation"] for r in rows])), 4),
         "audio_multi_resolution_stft_distance": round(float(np.mean([r["stft_distance"] for r in rows])), 4),
         "sync_offset_zero_both_roundtrip": float(np.mean([r["sync_both_roundtrip"] == 0 for r in rows])),
-        "streaming_decode_realtime_factor_one_thread": round(streaming_speed(video_codec, audio_codec, config), 2),
+        "video_decode_dtype": str(video_decode_dtype).removeprefix("torch."),
+        "streaming_decode_realtime_factor_one_thread": round(streaming_speed(video_decoder, audio_codec, config), 2),
         "video_codec_megabytes": folder_megabytes(model / "vae"),
         "audio_codec_megabytes": folder_megabytes(model / "audio_codec"),
     }
@@ -189,7 +200,7 @@ def streaming_speed(video_codec: VideoCodec, audio_codec: AudioCodec, config: Wo
         hop = audio_codec.hop_length
         audio_per_latent = video_codec.temporal_compression * config.sample_rate // config.fps // hop  # 8
         size = config.height // video_codec.spatial_compression
-        video_latents = torch.randn(1, video_codec.config.z_dim, latent_frames, size, size)
+        video_latents = torch.randn(1, video_codec.config.z_dim, latent_frames, size, size, dtype=video_codec.dtype)
         audio_latents = torch.randn(1, audio_codec.config.decoder_input_channels, latent_frames * audio_per_latent)
         video_stream, audio_stream = video_codec.stream(), audio_codec.stream()
         began = time.perf_counter()

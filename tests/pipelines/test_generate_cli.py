@@ -96,3 +96,13 @@ def test_compile_flag_compiles_the_transformer_and_generates_the_same(model, pro
     assert json.loads(capsys.readouterr().out)["compiled"] is True
     a, b = read_media(tmp_path / "eager.mp4"), read_media(tmp_path / "compiled.mp4")
     assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+
+
+def test_an_unknown_vae_dtype_is_one_line_and_status_2(model, prompt, tmp_path, monkeypatch, capsys):
+    from avgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", prompt, "--model", str(model), "--vae-dtype", "half", "-o", "x.mp4"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "avgen generate: error: unknown codec dtype 'half': choose one of auto, fp32, bf16"
+    ]
