@@ -32,7 +32,7 @@ class TimeTapConv3d(WanCausalConv3d):
         last = stride * (frames_out - 1) + 1
         by_frame = x.transpose(1, 2)  # (B, T, C, H, W)
         stacked = torch.cat([by_frame[:, k : k + last : stride] for k in range(taps)], dim=2)  # (B, T', kt C, H, W)
-        planar = weight.transpose(1, 2).reshape(weight.shape[0], taps * channels, *weight.shape[3:])  # (C', kt C, kh, kw)
+        planar = self._planar(weight)  # (C', kt C, kh, kw)
         out = F.conv2d(
             stacked.reshape(batch * frames_out, taps * channels, height, width),
             planar,
@@ -41,6 +41,17 @@ class TimeTapConv3d(WanCausalConv3d):
             dilation=self.dilation[1:],
         )  # (B T', C', H', W')
         return out.view(batch, frames_out, *out.shape[1:]).transpose(1, 2)  # (B, C', T', H', W')
+
+    def _planar(self, weight: torch.Tensor) -> torch.Tensor:
+        """(C', C, kt, kh, kw) -> (C', kt C, kh, kw), kept while the weight is unchanged and no gradient is taken
+        (a decoder streams one latent frame per call; the larger weights took a millisecond to copy)."""
+        planar = lambda: weight.transpose(1, 2).reshape(weight.shape[0], -1, *weight.shape[3:])  # noqa: E731
+        if torch.is_grad_enabled():
+            return planar()
+        key = (weight._version, weight.data_ptr(), weight.dtype, torch.is_inference_mode_enabled())
+        if getattr(self, "_planar_key", None) != key:
+            self._planar_key, self._planar_weight = key, planar()
+        return self._planar_weight
 
 
 class SumOfSquaresRMSNorm(WanRMS_norm):

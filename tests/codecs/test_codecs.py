@@ -110,3 +110,18 @@ def test_distances():
     assert float(envelope_decorrelation(voice.roll(1000, -1), voice, 16000, 500)) > 0.5  # late by a frame
     v = torch.zeros(1, 3, 1, 4, 4)
     assert float(psnr(v + 0.02, v)[0]) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.0004)).item(), rel=1e-4)
+
+
+def test_a_changed_audio_weight_is_never_served_from_the_cache(audio_codec):
+    latents = torch.randn(1, 8, 4)
+    conv = audio_codec.decoder.conv1
+    with torch.no_grad():
+        before = audio_codec.decode_latents(latents)
+        conv.weight_g.mul_(0.5)
+        try:
+            after = audio_codec.decode_latents(latents)
+            assert torch.equal(conv.weight, torch._weight_norm(conv.weight_v, conv.weight_g, 0))
+        finally:
+            conv.weight_g.mul_(2.0)
+        assert not torch.equal(before, after)
+        assert torch.equal(audio_codec.decode_latents(latents), before)

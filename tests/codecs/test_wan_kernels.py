@@ -58,3 +58,15 @@ def test_video_codecs_use_them_after_loading(tmp_path):
     kinds = {type(module) for module in codec.modules()}
     assert TimeTapConv3d in kinds and SumOfSquaresRMSNorm in kinds
     assert WanCausalConv3d not in kinds and WanRMS_norm not in kinds
+
+
+def test_a_changed_weight_is_never_served_from_the_cache():
+    torch.manual_seed(0)
+    stock = WanCausalConv3d(4, 3, (3, 3, 3), padding=1)
+    faster = faster_copy(stock)
+    x = torch.randn(1, 4, 3, 6, 6)
+    with torch.no_grad():
+        faster(x)
+        for conv in (stock, faster):
+            conv.weight.mul_(-2.0)  # an optimizer step, in place
+        assert (faster(x) - stock(x)).abs().max() <= 1e-5
