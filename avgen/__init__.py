@@ -19,6 +19,7 @@ _EXPORTS = {
     "FlowMatchShortcutScheduler": "avgen.scheduler",
     "MutualForcingPipeline": "avgen.pipelines.mutual_forcing",
     "RollingForcingPipeline": "avgen.pipelines.rolling_forcing",
+    "SentenceTextEncoder": "avgen.text",
     "VideoCodec": "avgen.codecs.video",
     "WorldTextEncoder": "avgen.text",
 }

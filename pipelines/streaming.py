@@ -29,7 +29,7 @@ from avgen.models.kv_cache import Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.rollout import Denoiser, LatentChunk, rollout
 from avgen.scheduler import FlowMatchShortcutScheduler
-from avgen.text import WorldTextEncoder, encode_prompts
+from avgen.text import SentenceTextEncoder, WorldTextEncoder, encode_prompts
 from avgen.world.requests import unsupported_requests
 
 OUTPUT_TYPES = ("np", "pt", "latent")
@@ -217,8 +217,9 @@ class AVStreamingPipeline(DiffusionPipeline):
 
     def unsupported_requests(self, prompt: str) -> str | None:
         """One line on what of `prompt` this model cannot show and what it can (models of avgen's
-        world, whose characters come from fixed vocabularies); None when it can show it all."""
-        if not isinstance(self.text_encoder, WorldTextEncoder):
+        world, whose characters come from fixed vocabularies: those with avgen's own text
+        encoders); None when it can show it all."""
+        if not isinstance(self.text_encoder, (WorldTextEncoder, SentenceTextEncoder)):
             return None
         return unsupported_requests(prompt)
 

@@ -406,11 +406,11 @@ def write_diffusers_vae(folder: Path, target: Path) -> None:
 
 
 def transformers_module():
-    """transformers is optional (avgen[text]); only the text encoder needs it."""
+    """transformers, imported only where the text encoder is converted."""
     try:
         import transformers
     except ImportError:
-        raise ValueError("converting Wan2.1's text encoder needs transformers: pip install 'avgen[text]'") from None
+        raise ValueError("converting Wan2.1's text encoder needs transformers: pip install transformers") from None
     return transformers
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("pretrain", "couple", "mutual_forcing", "rolling")
+STAGES = ("pretrain", "couple", "mutual_forcing", "rolling", "text_encoder")
+TEXT_ENCODERS = ("world", "sentence")
 MODALITIES = ("video", "audio")
 
 
@@ -26,10 +27,14 @@ class ConfigError(ValueError):
 @dataclass
 class TrainingConfig:
     # ---- what to train
-    stage: str = "pretrain"  # pretrain | couple | mutual_forcing | rolling (set by the entry point)
+    stage: str = "pretrain"  # pretrain | couple | mutual_forcing | rolling | text_encoder (set by the entry point)
     preset: str = "tiny"  # model size for a fresh start (avgen.models.presets)
     init: str | None = None  # start from a run folder, checkpoint or pipeline folder (the previous stage)
     output_dir: str = "runs/pretrain"  # checkpoints/, metrics.jsonl and config.yaml go here
+    # The text encoder of a fresh start, and the one the text_encoder stage swaps in: "world"
+    # (the world's words, trained with the generator) or "sentence" (frozen all-MiniLM-L6-v2
+    # and a trained projection; any text).
+    text_encoder: str = "world"
 
     # ---- data: world clips (or a footage folder's) encoded once by the codecs, cached on disk
     data: str | None = None  # a folder of videos with captions (avgen footage check); None: the world
@@ -90,6 +95,14 @@ class TrainingConfig:
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
 
+    # ---- text_encoder stage: another text encoder for a trained model, by distillation
+    # The model of `init`, prompted with the world's phrasings, is the teacher; the same model
+    # with `text_encoder` swapped in learns to match its predictions (video and audio, at random
+    # noise levels and step sizes) from prompts that are, with this probability, paraphrases
+    # (avgen/world/paraphrase.py) instead of the world's own phrasings. Only the text path is
+    # trained: the encoder's projection, each tower's text embedder and text keys/values.
+    paraphrase_probability: float = 0.75
+
     def __post_init__(self):
         checks = [
             (self.stage in STAGES, "stage", f"one of {', '.join(STAGES)}"),
@@ -110,6 +123,9 @@ class TrainingConfig:
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
+            (self.text_encoder in TEXT_ENCODERS, "text_encoder", f"one of {', '.join(TEXT_ENCODERS)}"),
+            (0 <= self.paraphrase_probability <= 1, "paraphrase_probability", "in [0, 1]"),
+            (self.stage != "text_encoder" or self.init is not None, "init", "the trained model whose text encoder is swapped"),
             (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),
             (not (self.ema_target and self.ema_decay == 0), "ema_target", "false when ema_decay is 0 (there is no EMA)"),
         ]

@@ -13,22 +13,23 @@ from torch import nn
 
 from avgen.models.presets import preset_config
 from avgen.models.transformer import CausalAVTransformer
-from avgen.text import WorldTextEncoder, encode_prompts
+from avgen.text import TEXT_ENCODERS, SentenceTextEncoder, WorldTextEncoder, encode_prompts, load_text_encoder
 from avgen.training.config import ConfigError
 
 SUBFOLDERS = ("transformer", "text_encoder")
 
 
 class Generator(nn.Module):
-    def __init__(self, transformer: CausalAVTransformer, text_encoder: WorldTextEncoder):
+    def __init__(self, transformer: CausalAVTransformer, text_encoder: WorldTextEncoder | SentenceTextEncoder):
         super().__init__()
         self.transformer = transformer
         self.text_encoder = text_encoder
 
     @classmethod
-    def from_preset(cls, preset: str) -> Generator:
+    def from_preset(cls, preset: str, text_encoder: str = "world") -> Generator:
+        """A fresh generator of a preset's size with a fresh text encoder ("world" or "sentence")."""
         transformer = CausalAVTransformer.from_preset(preset)
-        return cls(transformer, WorldTextEncoder(dim=transformer.config.text_dim))
+        return cls(transformer, TEXT_ENCODERS[text_encoder](dim=transformer.config.text_dim))
 
     @classmethod
     def from_folder(cls, folder: str | Path, preset: str | None = None) -> Generator:
@@ -37,7 +38,7 @@ class Generator(nn.Module):
         for name in SUBFOLDERS:
             if not (folder / name / "config.json").is_file():
                 raise ConfigError(f"{str(folder)!r} has no {name}/: give a run folder, a checkpoint or a pipeline folder")
-        generator = cls(CausalAVTransformer.from_pretrained(folder / "transformer"), WorldTextEncoder.from_pretrained(folder / "text_encoder"))
+        generator = cls(CausalAVTransformer.from_pretrained(folder / "transformer"), load_text_encoder(folder / "text_encoder"))
         if preset is not None:
             generator.check_preset(preset, str(folder))
         return generator
@@ -45,7 +46,7 @@ class Generator(nn.Module):
     @classmethod
     def like(cls, other: Generator, state_dict: dict) -> Generator:
         """A plain (unsharded) copy of `other`'s architecture holding `state_dict`."""
-        copy = cls(CausalAVTransformer.from_config(other.transformer.config), WorldTextEncoder.from_config(other.text_encoder.config))
+        copy = cls(CausalAVTransformer.from_config(other.transformer.config), type(other.text_encoder).from_config(other.text_encoder.config))
         copy.load_state_dict(state_dict)
         return copy
 
@@ -60,6 +61,17 @@ class Generator(nn.Module):
             raise ConfigError(
                 f"checkpoint {source!r} does not fit preset {preset!r}: {key} is {got[key]}, the preset has {expected[key]}"
             )
+
+    def train_text_path_only(self) -> None:
+        """Freeze everything but what turns text into the text attention's keys and values: the text
+        encoder, each tower's text embedder and every block's text key/value projections."""
+        self.requires_grad_(False)
+        self.text_encoder.requires_grad_(True)
+        for tower in self.transformer.towers.values():
+            tower.condition_embedder.text_embedder.requires_grad_(True)
+            for block in tower.blocks:
+                for module in (block.attn2.to_k, block.attn2.to_v, block.attn2.norm_k):
+                    module.requires_grad_(True)
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(B, Lt, text_dim) prompt embeddings (with gradient to the text encoder)."""

@@ -31,6 +31,7 @@ same numbers as one process with the same global batch.
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 from torch import nn
@@ -41,6 +42,7 @@ from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.config import TrainingConfig
 from avgen.training.generator import Generator
 from avgen.training.motion import motion_loss_weight
+from avgen.world.paraphrase import paraphrase_prompt
 
 
 def _mix(*numbers: int) -> int:
@@ -87,6 +89,12 @@ def per_position(levels: torch.Tensor, per_chunk: int, ndim: int) -> torch.Tenso
     """(B, Nc) per-chunk values -> broadcastable to latents with `ndim` dims, time axis 2."""
     expanded = levels.repeat_interleave(per_chunk, dim=1)[:, None]  # (B, 1, Nc * per_chunk)
     return expanded.reshape(*expanded.shape, *([1] * (ndim - 3)))
+
+
+def jump_sizes(draws: Draws, min_step: float) -> torch.Tensor:
+    """(B,) jump sizes d = 2^-j between `min_step` and 1, one per sample."""
+    largest = int(math.floor(-math.log2(min_step) + 1e-9))
+    return 2.0 ** -torch.floor(draws.uniform() * (largest + 1))
 
 
 def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,9 +212,7 @@ class SelfForcedObjective(Objective):
         return FlowMatchShortcutScheduler().levels(self.config.few_steps, device=self.transformer.device)
 
     def distill_steps(self, draws: Draws) -> torch.Tensor:
-        """(B,) jump sizes d = 2^-j between distill_min_step and 1, one per sample."""
-        largest = int(math.floor(-math.log2(self.config.distill_min_step) + 1e-9))
-        return 2.0 ** -torch.floor(draws.uniform() * (largest + 1))
+        return jump_sizes(draws, self.config.distill_min_step)
 
     def half_step(self, d: torch.Tensor) -> torch.Tensor:
         """The step-size input of a half jump: d / 2, or 0 (multi-step mode) below the smallest taught jump."""
@@ -372,4 +378,41 @@ class Rolling(SelfForcedObjective):
         return found
 
 
-OBJECTIVES = {"pretrain": Pretrain, "couple": Couple, "mutual_forcing": MutualForcing, "rolling": Rolling}
+# ---------------------------------------------------------------------- another text encoder
+
+
+class TextEncoderSwap(Objective):
+    """The model with a new text encoder matches its own predictions under the old one (the target).
+
+    Per sample: both modalities noised at independent per-chunk levels with teacher forcing (as in
+    stage 2), a step size d (0, the multi-step mode, for half of the samples; else 1/2^j down to
+    `distill_min_step`, the few-step modes), the target prompted with the clip's world phrasing,
+    this model with a paraphrase of it (`paraphrase_probability`) or the same phrasing.
+    """
+
+    def losses(self, batch, draws):
+        prompts = batch["prompts"]
+        rng = random.Random(draws.shared_int(0, 2**31 - 1))
+        paraphrased = draws.uniform() < self.config.paraphrase_probability  # (B,)
+        own = [paraphrase_prompt(prompt, rng) if swap else prompt for prompt, swap in zip(prompts, paraphrased)]
+        video, audio = batch["video"], batch["audio"]
+        num_chunks = video.shape[2] // self.frames_per_chunk
+        t_video, t_audio = draws.uniform(num_chunks), draws.uniform(num_chunks)
+        jump = jump_sizes(draws, self.config.distill_min_step)
+        d = torch.where(draws.uniform() < 0.5, torch.zeros_like(jump), jump)[:, None].expand(-1, num_chunks)  # (B, Nc)
+        inputs = dict(
+            video=self.noised(video, draws.normal(*video.shape[1:]), t_video, "video"),
+            audio=self.noised(audio, draws.normal(*audio.shape[1:]), t_audio, "audio"),
+            timestep_video=t_video, timestep_audio=t_audio, step_video=d, step_audio=d,
+            context_video=video, context_audio=audio,
+        )  # fmt: skip
+        with torch.no_grad():
+            target = self.target_transformer(**inputs, encoder_hidden_states=self._target[0].embed(prompts))
+        output = self.transformer(**inputs, encoder_hidden_states=self.generator.embed(own))
+        return {
+            "match_video": (1.0, per_sample_mse(output.video, target.video, self.video_weight(video)).mean()),
+            "match_audio": (1.0, per_sample_mse(output.audio, target.audio).mean()),
+        }
+
+
+OBJECTIVES = {"pretrain": Pretrain, "couple": Couple, "mutual_forcing": MutualForcing, "rolling": Rolling, "text_encoder": TextEncoderSwap}

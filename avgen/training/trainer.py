@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from avgen.text import TEXT_ENCODERS
 from avgen.training.config import ConfigError, TrainingConfig
 from avgen.training.distributed import Processes, start, stop
 from avgen.training.ema import EMA
@@ -64,7 +65,18 @@ class Trainer:
         self.data = self._load_data()
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its shuffled order of the clips)
 
-        generator = Generator.from_folder(resolve_weights(config.init), config.preset) if config.init else Generator.from_preset(config.preset)
+        if config.init:
+            generator = Generator.from_folder(resolve_weights(config.init), config.preset)
+        else:
+            generator = Generator.from_preset(config.preset, config.text_encoder)
+        teacher = None
+        if config.stage == "text_encoder":  # init's model is the teacher; a copy of it gets the new encoder
+            teacher = generator.to(self.processes.device).eval().requires_grad_(False)
+            generator = Generator(
+                Generator.from_folder(resolve_weights(config.init)).transformer,
+                TEXT_ENCODERS[config.text_encoder](dim=teacher.transformer.config.text_dim),
+            )
+            generator.train_text_path_only()
         model_config = generator.transformer.config
         if self.data.video.shape[1] != model_config.video_in_channels or self.data.audio.shape[1] != model_config.audio_in_channels:
             raise ConfigError(
@@ -77,7 +89,7 @@ class Trainer:
             generator.transformer.enable_gradient_checkpointing()
         self.generator = generator.to(self.processes.device).train()
         self.ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
-        target = self.ema.shadow if config.ema_target else None
+        target = teacher if teacher is not None else (self.ema.shadow if config.ema_target else None)
         self.objective = OBJECTIVES[config.stage](self.generator, config, target)
         self.step = 0
         latest = self._resume_weights() if resume else None

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors import safe_open
 
 from avgen.codecs.video import VideoCodec
 from avgen.convert import wan_base
 from avgen.convert.wan_base import BaseInfo, detect_layout, read_base_info, write_base_components
-
-transformers = pytest.importorskip("transformers", reason="umT5 needs transformers: pip install 'avgen[text]'")
 
 PROMPTS = ["a red round face talks", "glasses"]
 LAYOUTS = ["diffusers", "original"]
