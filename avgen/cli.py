@@ -204,7 +204,7 @@ def eval_model(args: argparse.Namespace) -> int:
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
-        threads=args.threads, progress=not args.json,
+        threads=args.threads, progress=not args.json, phrasing=args.phrasing,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -454,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
     evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
     evaluation.add_argument("--seed", type=int, default=0, help="first held-out prompt: seeds SEED..SEED+CLIPS-1 (default 0)")
+    evaluation.add_argument(
+        "--phrasing", choices=("world", "paraphrases"), default="world",
+        help="ask in the world's phrasings, or in held-out paraphrases no training prompt used (default world)",
+    )  # fmt: skip
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")
     evaluation.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads per worker (default 2)")

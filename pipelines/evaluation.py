@@ -26,6 +26,11 @@ from tqdm.auto import tqdm
 from avgen.codecs.precision import cast_codec
 from avgen.metrics import evaluate
 from avgen.world.clip import sample_clip
+from avgen.world.paraphrase import evaluation_prompt
+
+# How a held-out character is asked for: the world's own phrasings, or paraphrases in words no
+# training prompt used (avgen/world/paraphrase.py).
+PHRASINGS = ("world", "paraphrases")
 
 
 def generate_clip(pipe, prompt: str, seconds: float, seed: int, **settings) -> tuple[np.ndarray, np.ndarray, float]:
@@ -36,13 +41,15 @@ def generate_clip(pipe, prompt: str, seconds: float, seed: int, **settings) -> t
     return np.concatenate([c.frames[0] for c in chunks]), np.concatenate([c.audio[0] for c in chunks], axis=-1), wall
 
 
-def evaluate_clip(pipe, seed: int, seconds: float, **settings) -> dict:
+def evaluate_clip(pipe, seed: int, seconds: float, phrasing: str = "world", **settings) -> dict:
     """One row of the evaluation: held-out prompt `seed` generated with noise seed `seed`, then measured."""
-    prompt = sample_clip(seed, split="held-out").prompt
+    clip = sample_clip(seed, split="held-out")
+    prompt = clip.prompt if phrasing == "world" else evaluation_prompt(clip.character, clip.events, seed)
     frames, audio, wall = generate_clip(pipe, prompt, seconds, seed, **settings)
     report = evaluate(frames, audio, pipe.fps, pipe.sample_rate, prompt=prompt)
     return {
         "seed": seed,
+        "prompt": prompt,
         "offset_frames": report["sync"]["offset_frames"],
         "confidence": report["sync"]["confidence"],
         "adherence": report["adherence"]["score"],
@@ -65,13 +72,18 @@ def evaluate_pipeline(
     workers: int = 1,
     threads: int = 1,
     progress: bool = False,
+    phrasing: str = "world",
 ) -> dict:
     """Summary figures over `clips` held-out prompts (seeds `seed`...), plus one row per clip.
 
     With `workers` > 1 the clips are shared among that many processes of `threads` torch
     threads each, which load their own copies of `pipe` from the folder it was loaded from.
     """
-    settings = dict(num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks)
+    if phrasing not in PHRASINGS:
+        raise ValueError(f"unknown phrasing {phrasing!r}: choose one of {', '.join(PHRASINGS)}")
+    settings = dict(
+        num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks, phrasing=phrasing
+    )
     seeds = range(seed, seed + clips)
     bar = dict(desc="evaluating", unit="clip", disable=not progress)
     pipe.set_progress_bar_config(disable=True)
@@ -93,6 +105,7 @@ def evaluate_pipeline(
         "window": window,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
+        "phrasing": phrasing,
         **summarize(rows),
         "rows": rows,
     }

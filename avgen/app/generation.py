@@ -101,12 +101,17 @@ class Generation:
         self.request = request
         self.progress = Progress(prompt=request.prompt, request_note=self._pipe.unsupported_requests(request.prompt) or "")
         height, width = model.frame_size
+        if request.video is not None:
+            seconds = None  # the video's length
+        else:
+            seconds = request.seconds or config.max_seconds  # "until stopped" still ends at the cap
         self._stream = self._pipe.stream(
             request.prompt,
-            seconds=request.seconds or config.max_seconds,  # "until stopped" still ends at the cap
+            seconds=seconds,
             num_inference_steps=mode.num_inference_steps,
             guidance_scale=mode.guidance_scale,
             image=request.image,
+            video=request.video,
             generator=torch.Generator().manual_seed(request.seed),
             height=height,
             width=width,

@@ -20,20 +20,28 @@ class GenerationRequest:
     mode: str
     seed: int
     image: np.ndarray | None  # reference character, (H, W, 3) uint8 at the model's frame size
+    video: str | None = None  # a video file to voice (dubbing); its length is the generation's
 
 
 def parse_request(
-    prompt, image_path, seconds, until_stopped: bool, mode, seed, *, modes, max_seconds: float, frame_size: tuple[int, int]
+    prompt, image_path, seconds, until_stopped: bool, mode, seed, video_path=None, *, modes, max_seconds: float,
+    frame_size: tuple[int, int],
 ) -> GenerationRequest:
-    """The page's inputs as a GenerationRequest, or a ValueError naming the first bad one."""
+    """The page's inputs as a GenerationRequest, or a ValueError naming the first bad one.
+
+    With a video to voice, the length is the video's: `seconds` and `until_stopped` are not read.
+    """  # fmt: skip
     if mode not in modes:
         raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(modes)}")
+    if video_path is not None and image_path is not None:
+        raise ValueError("give a reference image or a video to voice, not both: the video's frames are the picture")
     return GenerationRequest(
         prompt=check_prompt(prompt),
-        seconds=None if until_stopped else check_seconds(seconds, max_seconds),
+        seconds=None if until_stopped or video_path is not None else check_seconds(seconds, max_seconds),
         mode=mode,
         seed=check_seed(seed),
         image=None if image_path is None else load_reference(image_path, frame_size),
+        video=None if video_path is None else str(video_path),
     )
 
 

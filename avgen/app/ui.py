@@ -17,7 +17,7 @@ import gradio as gr
 
 from avgen.app.config import AppConfig
 from avgen.app.generation import Controls, Generation, Progress
-from avgen.app.inputs import load_reference, parse_request
+from avgen.app.inputs import GenerationRequest, load_reference, parse_request
 from avgen.app.model import AppModel
 from avgen.media import MediaError
 
@@ -80,9 +80,12 @@ class Sessions:
                     controls.edit_prompt(prompt)
 
 
-def status_text(progress: Progress, state: str, request_seconds: float | None) -> str:
+def status_text(progress: Progress, state: str, request: GenerationRequest) -> str:
     """The status box: what is happening, how fast, and the prompt in use."""
-    target = "until stopped" if request_seconds is None else f"of {request_seconds:g} s"
+    if request.video is not None:
+        target = "voicing the given video"
+    else:
+        target = "until stopped" if request.seconds is None else f"of {request.seconds:g} s"
     lines = [f"**{state}** ({target}) · {progress.summary()}", f"Prompt in use: {progress.prompt}"]
     if progress.prompt_note:
         lines.append(f"⚠️ {progress.prompt_note}")
@@ -108,7 +111,7 @@ def build_app(model: AppModel, config: AppConfig) -> gr.Blocks:
     def arm(request: gr.Request):
         sessions.arm(request.session_hash)
 
-    def generate(prompt, reference, seconds, until_stopped, mode, seed, request: gr.Request):
+    def generate(prompt, reference, seconds, until_stopped, mode, seed, voice=None, request: gr.Request = None):
         controls = sessions.claim(request.session_hash)
         try:
             if controls.stop.is_set():
@@ -116,7 +119,7 @@ def build_app(model: AppModel, config: AppConfig) -> gr.Blocks:
                 return
             try:
                 parsed = parse_request(
-                    prompt, reference, seconds, until_stopped, mode, seed,
+                    prompt, reference, seconds, until_stopped, mode, seed, voice,
                     modes=config.modes, max_seconds=config.max_seconds, frame_size=model.frame_size,
                 )  # fmt: skip
                 folder = work_dir / f"run-{next(run_numbers)}"
@@ -125,10 +128,10 @@ def build_app(model: AppModel, config: AppConfig) -> gr.Blocks:
                 raise gr.Error(str(error), print_exception=False) from None
             try:
                 for segment in generation.segments():
-                    yield str(segment.path), status_text(generation.progress, "Generating", parsed.seconds), gr.skip()
+                    yield str(segment.path), status_text(generation.progress, "Generating", parsed), gr.skip()
                 mp4 = generation.save_mp4(folder / f"avgen-seed{parsed.seed}.mp4")
                 state = "Stopped" if generation.progress.stopped else "Done"
-                yield gr.skip(), status_text(generation.progress, state, parsed.seconds), None if mp4 is None else str(mp4)
+                yield gr.skip(), status_text(generation.progress, state, parsed), None if mp4 is None else str(mp4)
             except MediaError as error:
                 raise gr.Error(str(error), print_exception=False) from None
             finally:
@@ -160,6 +163,10 @@ def build_app(model: AppModel, config: AppConfig) -> gr.Blocks:
                 with gr.Row():
                     reference = gr.File(label="Reference character image (optional)", file_types=["image"], elem_id="reference")
                     first_frame = gr.Image(label="First frame", interactive=False, height=128)
+                voice = gr.File(
+                    label="Video to voice (optional): shown as it is, the model makes its sound; its length is the video's",
+                    file_types=["video"], elem_id="voice",
+                )  # fmt: skip
                 with gr.Row():
                     seconds = gr.Number(
                         label=f"Length in seconds (up to {config.max_seconds:g})", value=config.default_seconds, elem_id="seconds"
@@ -183,7 +190,7 @@ def build_app(model: AppModel, config: AppConfig) -> gr.Blocks:
         stop_button.click(stop, None, None, queue=False, api_name="stop")
         generate_button.click(arm, None, None, queue=False, api_visibility="private").then(
             generate,
-            [prompt, reference, seconds, until_stopped, mode, seed],
+            [prompt, reference, seconds, until_stopped, mode, seed, voice],
             [video, status, download],
             api_name="generate",
             concurrency_limit=config.concurrency_limit,

@@ -128,5 +128,38 @@ def test_the_status_says_what_of_the_prompt_the_model_cannot_show(model, tmp_pat
     generation = start(model, tmp_path, seconds=0.25, prompt=PROMPT.replace("navy", "purple"))
     list(generation.segments())
     assert generation.progress.request_note.startswith("this model cannot show purple background")
-    assert "ℹ️ this model cannot show purple background" in status_text(generation.progress, "done", 0.25)
+    assert "ℹ️ this model cannot show purple background" in status_text(generation.progress, "done", generation.request)
     assert start(model, tmp_path / "other", seconds=0.25).progress.request_note == ""
+
+
+def dub_request(video_path) -> GenerationRequest:
+    return GenerationRequest(prompt=PROMPT, seconds=None, mode="fast", seed=0, image=None, video=str(video_path))
+
+
+@pytest.fixture
+def silent_clip(tmp_path):
+    from avgen.media import write_mp4
+    from avgen.world.clip import sample_clip
+
+    chunk = sample_clip(4, split="held-out").render(0, 24)
+    write_mp4(tmp_path / "silent.mp4", chunk.frames, None, 16, 16000)
+    return tmp_path / "silent.mp4", chunk.frames
+
+
+def test_a_video_to_voice_is_refused_by_a_model_not_trained_for_it(model, tmp_path, silent_clip):
+    with pytest.raises(ValueError, match="not trained to voice a given video"):
+        Generation(model, dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
+
+
+def test_a_video_to_voice_streams_its_own_frames_with_generated_sound(tmp_path, silent_clip):
+    from avgen.app.ui import status_text
+
+    dubbing = load_model(None, untrained=True)
+    dubbing.pipelines["rolling"].transformer.register_to_config(video_conditioning=True)
+    generation = Generation(dubbing, dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
+    segments = list(generation.segments())
+    assert segments and all(probe(s.path).audio_codec == "flac" for s in segments)  # the segments' lossless sound
+    assert "voicing the given video" in status_text(generation.progress, "Done", generation.request)
+    media = read_media(generation.save_mp4(tmp_path / "dubbed.mp4"))
+    assert len(media.frames) == len(silent_clip[1]) and media.audio.shape[-1] == len(silent_clip[1]) * 1000
+    assert np.abs(media.frames.astype(int) - silent_clip[1].astype(int)).mean() < 8  # the given picture (through H.264 twice)

@@ -73,3 +73,11 @@ def test_checks_accept_their_edges():
     assert check_seconds(60, 60) == 60.0
     assert check_seed(None) == 0
     assert check_seed(2**63 - 1) == 2**63 - 1
+
+
+def test_a_video_to_voice_sets_the_length_and_excludes_a_reference_image(tmp_path):
+    request = parse(video_path=tmp_path / "clip.mp4", seconds=None)
+    assert request.video == str(tmp_path / "clip.mp4") and request.seconds is None
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "ref.png")
+    with pytest.raises(ValueError, match="give a reference image or a video to voice, not both"):
+        parse(video_path=tmp_path / "clip.mp4", image_path=tmp_path / "ref.png")

@@ -12,6 +12,7 @@ import torch
 from avgen import RollingForcingPipeline
 from avgen.pipelines.evaluation import evaluate_pipeline
 from avgen.world.clip import sample_clip
+from avgen.world.paraphrase import EVALUATION_TEMPLATES, evaluation_prompt
 
 
 class KnownPipeline:
@@ -21,7 +22,9 @@ class KnownPipeline:
 
     def __init__(self, truth: bool, seeds: range):
         self.truth = truth
-        self.clips = {sample_clip(seed, split="held-out").prompt: sample_clip(seed, split="held-out") for seed in seeds}
+        clips = [(seed, sample_clip(seed, split="held-out")) for seed in seeds]
+        self.clips = {clip.prompt: clip for _, clip in clips}
+        self.clips.update({evaluation_prompt(clip.character, clip.events, seed): clip for seed, clip in clips})
 
     def set_progress_bar_config(self, **kwargs):
         pass
@@ -47,6 +50,15 @@ def test_world_clips_score_perfectly_and_grey_pictures_do_not():
     character = sample_clip(0, split="held-out").character
     assert truth["rows"][0]["read"] == {"shape": character.shape, "face_colour": character.face_colour, "background": character.background}
     assert grey["rows"][0]["read"]["face_colour"] != character.face_colour
+
+
+def test_held_out_paraphrases_ask_for_the_same_characters_and_are_judged_by_them():
+    asked = evaluate_pipeline(KnownPipeline(True, range(3)), clips=3, seconds=4.0, phrasing="paraphrases")
+    assert asked["phrasing"] == "paraphrases" and asked["attribute_adherence"] == 1.0
+    assert [row["prompt"] for row in asked["rows"]] == [
+        evaluation_prompt(sample_clip(seed, split="held-out").character, sample_clip(seed, split="held-out").events, seed) for seed in range(3)
+    ]
+    assert len({row["prompt"].split()[0] for row in asked["rows"]}) == 3 <= len(EVALUATION_TEMPLATES)
 
 
 @pytest.fixture(scope="module")
