@@ -1,13 +1,15 @@
 """Benchmark: a converted Wan2.1-T2V-1.3B-sized model streaming through RollingForcingPipeline.
 
-    python -m avgen.pipelines.wan_benchmark --device cuda --dtype bf16 [--backends sdpa,flex,flash] [--chunks 12] [--json]
+    python -m avgen.pipelines.wan_benchmark --device cuda --dtype bf16 [--backends sdpa,flex,flash] [--modes eager,compiled,cudagraphs] [--json]
     python -m avgen.pipelines.wan_benchmark --size tiny --device cpu     # the same path at a CPU size
 
 Random weights of the real shapes (what `avgen convert` builds: a video-only transformer of
 30 blocks of 1536 channels, Wan2.1's VAE) under the Rolling Forcing recipe at 832x480: the
-weights decide nothing about speed. For each attention backend it streams `chunks` chunks
-with the VAE's streaming decode and reports time to first frame, steady-state frames per
-second (chunks after the window is full, decode included) and peak GPU memory. Anchors from
+weights decide nothing about speed. For each attention backend and each way of running the
+transformer (eager; its stages compiled by torch.compile; compiled with CUDA graphs, mode
+"reduce-overhead") it streams `chunks` chunks with the VAE's streaming decode and reports time
+to first frame, steady-state frames per second (chunks after the window is full, decode
+included) and peak GPU memory. Anchors from
 the papers: Rolling Forcing 15.79 FPS, Self-Forcing 17.0 FPS (H100), LongLive 20.7 FPS (H100).
 """
 
@@ -30,6 +32,8 @@ WAN = dict(video_in_channels=16, video_patch_size=(1, 2, 2), video_dim=1536, vid
            num_layers=30, text_dim=4096, freq_dim=256, fusion=False, chunk_frames=3, rope_max_seq_len=1024,
            modalities=("video",), step_conditioning=False)  # fmt: skip
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# How the transformer runs: torch.compile options of its stages, None for eager.
+MODES = {"eager": None, "compiled": {}, "cudagraphs": {"mode": "reduce-overhead"}}
 
 
 def wan_pipeline(size: str, device: str, dtype: torch.dtype):
@@ -61,9 +65,14 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def benchmark_backend(pipe, backend: str, chunks: int, device: str, text_tokens: int) -> dict:
-    """Time to first frame, steady frames per second and peak memory of one stream."""
+def benchmark_backend(pipe, backend: str, mode: str, chunks: int, device: str, text_tokens: int) -> dict:
+    """Time to first frame (compilation included), steady frames per second and peak memory of one stream."""
+    from avgen.models.compilation import eager_stages, is_compiled
+
     pipe.transformer.set_attention_backend(backend)
+    eager_stages(pipe.transformer)
+    if MODES[mode] is not None:
+        pipe.transformer.compile(**MODES[mode])
     embeds = torch.randn(1, text_tokens, pipe.transformer.config.text_dim, device=device, dtype=pipe.transformer.dtype)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -84,6 +93,7 @@ def benchmark_backend(pipe, backend: str, chunks: int, device: str, text_tokens:
     frames, seconds = sum(f for f, _ in steady), sum(s for _, s in steady)
     return {
         "backend": backend,
+        "mode": mode if mode == "eager" or is_compiled(pipe.transformer) else f"{mode} (fell back to eager)",
         "time_to_first_frame_s": round(first_frame, 3),
         "fps_steady": round(frames / seconds, 2),
         "ms_per_chunk_median": round(statistics.median(s for _, s in steady) * 1000, 1),
@@ -97,19 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="torch device (default cuda)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="transformer dtype (the VAE stays fp32)")
     parser.add_argument("--backends", default="sdpa", help="comma list of sdpa, flex, flash, xformers")
-    parser.add_argument("--chunks", type=int, default=12, help="chunks to stream per backend (3 latent frames each)")
+    parser.add_argument("--modes", default="eager,compiled", help=f"comma list of {', '.join(MODES)} (default eager,compiled)")
+    parser.add_argument("--chunks", type=int, default=12, help="chunks to stream per run (3 latent frames each)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("wan_benchmark: error: --device cuda but no CUDA GPU is visible; use --size tiny --device cpu", file=sys.stderr)
         return 2
+    modes = args.modes.split(",")
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown:
+        print(f"wan_benchmark: error: unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}", file=sys.stderr)
+        return 2
     pipe = wan_pipeline(args.size, args.device, DTYPES[args.dtype])
     rows = []
     for backend in args.backends.split(","):
-        try:
-            rows.append(benchmark_backend(pipe, backend, args.chunks, args.device, SIZES[args.size][4]))
-        except (ImportError, RuntimeError, ValueError) as error:  # a kernel this machine lacks: say so, go on
-            rows.append({"backend": backend, "error": str(error).splitlines()[0]})
+        for mode in modes:
+            try:
+                rows.append(benchmark_backend(pipe, backend, mode, args.chunks, args.device, SIZES[args.size][4]))
+            except (ImportError, RuntimeError, ValueError) as error:  # a kernel this machine lacks: say so, go on
+                rows.append({"backend": backend, "mode": mode, "error": str(error).splitlines()[0]})
     figures = {"size": args.size, "device": args.device, "dtype": args.dtype, "chunks": args.chunks, "rows": rows}
     print(json.dumps(figures, indent=2) if args.json else "\n".join(json.dumps(row) for row in rows))
     return 0

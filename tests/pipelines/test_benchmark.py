@@ -29,7 +29,10 @@ def test_the_wan_size_benchmark_runs_its_path_at_a_cpu_size(capsys):
 
     from avgen.pipelines.wan_benchmark import main
 
-    assert main(["--size", "tiny", "--device", "cpu", "--dtype", "fp32", "--chunks", "7", "--backends", "sdpa,flash", "--json"]) == 0
+    tiny = ["--size", "tiny", "--device", "cpu", "--dtype", "fp32", "--chunks", "7"]
+    assert main([*tiny, "--backends", "sdpa,flash", "--modes", "eager", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert rows[0]["fps_steady"] > 0 and rows[0]["time_to_first_frame_s"] > 0
+    assert rows[0]["fps_steady"] > 0 and rows[0]["time_to_first_frame_s"] > 0 and rows[0]["mode"] == "eager"
     assert "runs only on CUDA" in rows[1]["error"]  # a missing kernel is reported, the run goes on
+    assert main([*tiny, "--modes", "eager,graphs"]) == 2
+    assert "unknown mode 'graphs'" in capsys.readouterr().err
