@@ -71,6 +71,8 @@ def benchmark_backend(pipe, backend: str, mode: str, chunks: int, device: str, t
 
     pipe.transformer.set_attention_backend(backend)
     eager_stages(pipe.transformer)
+    # Graphs of an earlier mode would count against torch.compile's recompile limit (8 per stage).
+    torch._dynamo.reset()
     if MODES[mode] is not None:
         pipe.transformer.compile(**MODES[mode])
     embeds = torch.randn(1, text_tokens, pipe.transformer.config.text_dim, device=device, dtype=pipe.transformer.dtype)

@@ -31,18 +31,26 @@ def describe(figures: dict) -> str:
     default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
     window = figures["window"] or default_window
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
-    return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}"
+    phrasing = figures.get("phrasing", "world")
+    return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}, {phrasing} phrasing"
+
+
+def seeds(figures: dict) -> str:
+    numbers = [row["seed"] for row in figures["rows"]]
+    return f"{min(numbers)}-{max(numbers)}"
 
 
 def table(folder: Path) -> str:
     header = [name for name, _, _ in COLUMNS] + [BY_ATTRIBUTE]
-    lines = ["| run | weights and sampler | clips x seconds | " + " | ".join(header) + " |"]
-    lines.append("|" + " --- |" * (3 + len(header)))
+    lines = ["| run | weights and sampler | seeds | clips x seconds | " + " | ".join(header) + " |"]
+    lines.append("|" + " --- |" * (4 + len(header)))
     for path in sorted(folder.glob("*.json")):
         figures = json.loads(path.read_text())
         cells = [fmt.format(figures[key]) if figures.get(key) is not None else "n/a" for _, key, fmt in COLUMNS]
         cells.append(by_attribute(figures))
-        lines.append(f"| {path.stem} | {describe(figures)} | {figures['clips']} x {figures['seconds']:g} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {path.stem} | {describe(figures)} | {seeds(figures)} | {figures['clips']} x {figures['seconds']:g} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
