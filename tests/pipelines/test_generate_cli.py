@@ -106,3 +106,27 @@ def test_an_unknown_vae_dtype_is_one_line_and_status_2(model, prompt, tmp_path, 
     assert capsys.readouterr().err.strip().splitlines() == [
         "avgen generate: error: unknown codec dtype 'half': choose one of auto, fp32, bf16"
     ]
+
+
+@pytest.fixture(scope="module")
+def sentence_model(components, tmp_path_factory):
+    """The same components with the sentence encoder, as avgen-tiny ships them."""
+    from avgen.text import SentenceTextEncoder
+
+    folder = tmp_path_factory.mktemp("avgen-sentence")
+    text_dim = components["transformer"].config.text_dim
+    RollingForcingPipeline(**{**components, "text_encoder": SentenceTextEncoder(dim=text_dim).eval()}).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["A cheerful little fellow with a square head chatting away, green skin, on a purple backdrop!", "ÜBER-LOUD?! " + "words " * 300],
+    ids=["free-sentence", "capitals-punctuation-300-words"],
+)
+def test_any_english_generates_with_the_sentence_encoder(sentence_model, prompt, tmp_path):
+    result = generate(prompt, "--seconds", "0.5", "--model", str(sentence_model), "-o", "free.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(read_media(tmp_path / "free.mp4").frames) == 8
+    if "purple" in prompt:  # what the world cannot show is named; generation runs anyway
+        assert "this model cannot show purple backdrop" in json.loads(result.stdout)["note"]
