@@ -51,6 +51,12 @@ for steps in 900 2400; do
     "$PYTHON" train/rolling.py --config train/configs/rolling.yaml --set "threads=$THREADS" --set "steps=$steps" \
         "${recodec[@]/#/--set=}" --resume --no-progress
 done
-"$PYTHON" train/export.py runs/tiny/rolling-recodec --codecs weights/avgen-tiny --out weights/avgen-tiny
+"$PYTHON" train/export.py runs/tiny/rolling-recodec --codecs weights/avgen-tiny --out runs/tiny/world-encoder-pipeline
+# Then the sentence encoder (any English prompt) in place of the world-vocabulary one: the model
+# above, prompted in the world's phrasings, teaches the same model with the new encoder, prompted
+# mostly in paraphrases; only the text path trains (train/configs/text_encoder.yaml).
+"$PYTHON" train/text_encoder.py --config train/configs/text_encoder.yaml --set "threads=$THREADS" \
+    --set init=runs/tiny/world-encoder-pipeline --resume --no-progress
+"$PYTHON" train/export.py runs/tiny/text-encoder --codecs weights/avgen-tiny --out weights/avgen-tiny
 # The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
 "$PYTHON" train/export.py runs/tiny/couple --codecs weights/avgen-tiny --out runs/tiny/couple-pipeline
