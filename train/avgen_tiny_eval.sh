@@ -3,8 +3,9 @@
 # weights/avgen-tiny/evaluation/. Every run shares its clips among two processes of one
 # torch thread each (2-core machine); a clip's figures depend only on its seed.
 #   CLIPS=50 SECONDS_MAIN=20 bash train/avgen_tiny_eval.sh
-# Seeds: held-out characters SEED..SEED+N-1. 300 and up are the test seeds, which no choice of
-# weights or settings has seen; choices are made on seeds 0-49 (SEED=0, the validation rows).
+# Seeds: held-out characters SEED..SEED+N-1. Choices are made on seeds 0-49 (SEED=0, the
+# validation rows). 350 and up are the test seeds of the sentence-encoder release, which no choice
+# has seen (its first rows, on 300-349, led to training on longer clips, so they count as seen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AVGEN=${AVGEN:-.venv/bin/avgen}
@@ -15,7 +16,7 @@ WORKERS=${WORKERS:-2}
 CLIPS=${CLIPS:-50}; SECONDS_MAIN=${SECONDS_MAIN:-20}        # main table, few- vs multi-step
 SHORT=${SHORT:-50}; SECONDS_SHORT=${SECONDS_SHORT:-6}       # stage 2 vs stage 3+4, few- vs multi-step at 6 s
 LONG=${LONG:-10}; SECONDS_LONG=${SECONDS_LONG:-120}         # drift over 2 minutes
-SEED=${SEED:-300}
+SEED=${SEED:-350}
 mkdir -p "$OUT"
 run() {  # a finished run's JSON appears whole (written under a hidden name, then renamed)
     local name=$1; shift
