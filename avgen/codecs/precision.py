@@ -42,5 +42,5 @@ def codec_dtype(choice: str, device: torch.device | str) -> torch.dtype:
 def cast_codec(codec: nn.Module, dtype: torch.dtype) -> None:
     """Cast a codec in place, without diffusers' warning (ModelMixin.to warns on every dtype change,
     even for models with no float32-only modules, as the codecs are)."""
-    if next(codec.parameters()).dtype != dtype:
+    if codec.dtype != dtype:
         nn.Module.to(codec, dtype=dtype)
