@@ -11,6 +11,7 @@ derive from (seed, step), a resumed run repeats exactly what the killed one woul
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -73,8 +74,7 @@ class Trainer:
         if config.stage == "text_encoder":  # init's model is the teacher; a copy of it gets the new encoder
             teacher = generator.to(self.processes.device).eval().requires_grad_(False)
             generator = Generator(
-                Generator.from_folder(resolve_weights(config.init)).transformer,
-                TEXT_ENCODERS[config.text_encoder](dim=teacher.transformer.config.text_dim),
+                copy.deepcopy(teacher.transformer), TEXT_ENCODERS[config.text_encoder](dim=teacher.transformer.config.text_dim)
             )
             generator.train_text_path_only()
         model_config = generator.transformer.config
