@@ -201,6 +201,25 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
 
         return cls(**{**preset_config(name), **overrides})
 
+    def extended(self, **changes) -> CausalAVTransformer:
+        """A model of this config with `changes` that holds every weight of this one.
+
+        For growing a pretrained model, e.g. an audio tower, fusion and step-size inputs onto a
+        converted video model: `video.extended(modalities=("video", "audio"), fusion=True,
+        step_conditioning=True, audio_dim=96, ...)`. The new parts start as they initialise;
+        fusion and step-size inputs at zero output, so the old towers predict exactly as
+        before. A change that would drop or reshape a weight of this model is a ValueError.
+        """
+        config = {key: value for key, value in self.config.items() if not key.startswith("_")}
+        model = type(self)(**{**config, **changes}).to(device=self.device, dtype=self.dtype)
+        new = model.state_dict()
+        kept = self.state_dict()
+        lost = [name for name, tensor in kept.items() if name not in new or new[name].shape != tensor.shape]
+        if lost:
+            raise ValueError(f"extending with {sorted(changes)} would drop or reshape {lost[0]} (and {len(lost) - 1} more)")
+        model.load_state_dict(kept, strict=False)
+        return model
+
     def set_attention_backend(self, backend: str) -> None:
         """Choose the attention kernel: one of "sdpa" (default), "flex", "flash", "xformers"."""
         if backend not in BACKENDS:

@@ -206,3 +206,28 @@ def test_perturb_helper_really_changes_fusion(micro_config, perturbed):
     assert all(float(p.detach().abs().sum()) == 0 for n, p in fresh.named_parameters() if "fusion_blocks" in n and "to_out" in n)
     perturbed(fresh)
     assert all(float(p.detach().abs().sum()) > 0 for n, p in fresh.named_parameters() if "fusion_blocks" in n and "to_out" in n)
+
+
+def test_an_audio_tower_grown_onto_a_video_model_leaves_its_video_predictions_unchanged(micro_config, make_latents):
+    """A converted video model extended by an audio tower, fusion and step-size inputs predicts the
+    same video at every noise level and step size until the new parts train."""
+    torch.manual_seed(0)
+    video_config = {**micro_config, "modalities": ("video",), "fusion": False, "step_conditioning": False}
+    video_model = CausalAVTransformer(**video_config).eval()
+    grown = video_model.extended(modalities=("video", "audio"), fusion=True, step_conditioning=True).eval()
+    assert grown.modalities == ("video", "audio") and grown.fusion_blocks is not None
+    assert all(torch.equal(tensor, grown.state_dict()[name]) for name, tensor in video_model.state_dict().items())
+    video, audio, text = make_latents(grown, 3)
+    t, d = torch.rand(2, 3), torch.rand(2, 3)
+    with torch.no_grad():
+        alone = video_model(video, None, t, encoder_hidden_states=text).video
+        together = grown(video, audio, t, t, step_video=d, step_audio=d, encoder_hidden_states=text)
+    assert torch.equal(alone, together.video)
+    assert together.audio.shape == audio.shape
+
+
+def test_extending_refuses_to_drop_a_weight(micro):
+    with pytest.raises(ValueError, match="would drop or reshape"):
+        micro.extended(modalities=("video",))
+    with pytest.raises(ValueError, match="would drop or reshape"):
+        micro.extended(audio_dim=32)
