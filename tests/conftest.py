@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +23,14 @@ def narrow_codecs():
         return video.eval(), audio.eval()
 
     return build
+
+
+OFFICIAL_TINY = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official-tiny"
+
+
+@pytest.fixture(scope="session")
+def official_tiny() -> Path:
+    """The official samplers' outputs on a tiny random model (shared/fixtures/official-tiny, beside the checkout)."""
+    if not (OFFICIAL_TINY / "inputs.pt").is_file():
+        pytest.skip(f"the official-tiny fixture is not at {OFFICIAL_TINY} (it lives in shared/ beside the checkout)")
+    return OFFICIAL_TINY

@@ -1,105 +1,50 @@
 """A tiny Wan2.1-T2V base folder in both layouts, built offline from random weights.
 
-`tiny_wan` holds the reference models in memory: a Wan2.1-shaped AutoencoderKLWan (z_dim 16,
-8x spatial / 4x temporal, narrow), a umT5 encoder of width 32 and a word-level tokenizer over
-the world's vocabulary (with `</s>` appended, as umT5's tokenizer does). The two folders hold
-the same weights:
+`tiny_wan` holds the reference models in memory (avgen.convert.tiny_base: a Wan2.1-shaped
+AutoencoderKLWan of z_dim 16, a umT5 encoder of width 32, a word-level tokenizer over the
+world's vocabulary). The two folders hold the same weights:
   * `tiny_wan_base_diffusers`: vae/, text_encoder/ (float32, sharded with an index, as the
     real Wan2.1-T2V-1.3B-Diffusers), tokenizer/;
   * `tiny_wan_base_original`: Wan2.1_VAE.pth and models_t5_umt5-xxl-enc-bf16.pth under the
     key names of Wan's own modules (wan/modules/vae.py, wan/modules/t5.py), the T5 in
     bfloat16 as the real file, and google/umt5-xxl/.
-The text encoder's weights are rounded to bfloat16 so that both layouts hold exactly the same
-numbers. `tiny_wan_text_embeddings(prompts)` is what a converted folder's text encoder must give.
+The text encoder's weights are bfloat16 numbers so that both layouts hold exactly the same
+values. `tiny_wan_text_embeddings(prompts)` is what a converted folder's text encoder must give.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan
 
-if TYPE_CHECKING:
-    import transformers
-
-TINY_WAN_VAE = dict(
-    base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]
-)
-TINY_WAN_UMT5 = dict(d_model=32, d_kv=16, num_heads=2, d_ff=64, num_layers=2)
+from avgen.convert.tiny_base import TinyWan, tiny_wan as build_tiny_wan
 
 
-@dataclass
-class TinyWan:
-    vae: AutoencoderKLWan
-    text_encoder: transformers.UMT5EncoderModel
-    tokenizer: transformers.PreTrainedTokenizerFast
+def text_embeddings(wan: TinyWan, prompts: list[str]) -> torch.Tensor:
+    """(B, 512, 32) float32, zero at padding: what avgen.text.encode_prompts gives."""
+    from avgen.text import encode_prompts
 
-    def text_embeddings(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 512, 32) float32, zero at padding: what avgen.text.encode_prompts gives."""
-        from avgen.text import encode_prompts
-
-        with torch.no_grad():
-            return encode_prompts(self.text_encoder, self.tokenizer, prompts, "cpu", torch.float32)
-
-
-def tiny_tokenizer() -> transformers.PreTrainedTokenizerFast:
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    from avgen.text import world_vocabulary
-
-    vocabulary = {word: i for i, word in enumerate(["<pad>", "</s>", "<unk>", *world_vocabulary()[2:]])}
-    backend = Tokenizer(models.WordLevel(vocabulary, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
-    )
-
-
-def jitter(module: torch.nn.Module, scale: float, generator: torch.Generator) -> None:
-    """Perturb every parameter (norm gains start at one), so that a swapped key cannot go unseen."""
     with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.mul_(1 + scale * torch.randn(parameter.shape, generator=generator))
+        return encode_prompts(wan.text_encoder, wan.tokenizer, prompts, "cpu", torch.float32)
 
 
 @pytest.fixture(scope="session")
 def tiny_wan() -> TinyWan:
-    # imported here, not at the top, so that the other tests of this folder run without transformers
-    import transformers
-    generator = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(**TINY_WAN_VAE).eval()
-    jitter(vae, 0.2, generator)
-    tokenizer = tiny_tokenizer()
-    config = transformers.UMT5Config(vocab_size=len(tokenizer), **TINY_WAN_UMT5)
-    text_encoder = transformers.UMT5EncoderModel(config).eval()
-    jitter(text_encoder, 0.2, generator)
-    with torch.no_grad():
-        for parameter in text_encoder.parameters():
-            parameter.copy_(parameter.bfloat16().float())
-    return TinyWan(vae, text_encoder, tokenizer)
+    return build_tiny_wan(seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_wan_text_embeddings(tiny_wan):
     """prompts -> (B, 512, 32) float32: the embeddings of a correctly converted text encoder."""
-    return tiny_wan.text_embeddings
+    return lambda prompts: text_embeddings(tiny_wan, prompts)
 
 
 @pytest.fixture(scope="session")
 def tiny_wan_base_diffusers(tiny_wan, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("wan-diffusers")
-    tiny_wan.vae.save_pretrained(folder / "vae")
-    tiny_wan.text_encoder.save_pretrained(folder / "text_encoder", max_shard_size="30KB")
-    tiny_wan.tokenizer.save_pretrained(folder / "tokenizer")
-    return folder
+    return tiny_wan.save(tmp_path_factory.mktemp("wan-diffusers"))
 
 
 @pytest.fixture(scope="session")
@@ -174,14 +119,3 @@ def umt5_key_to_original(key: str) -> str:
     match = re.fullmatch(r"encoder\.block\.(\d+)\.(.+)", key)
     assert match and match[2] in block, f"no original name for umT5 key {key!r}"
     return f"blocks.{match[1]}.{block[match[2]]}"
-
-
-OFFICIAL_TINY = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "official-tiny"
-
-
-@pytest.fixture(scope="session")
-def official_tiny() -> Path:
-    """The official samplers' outputs on a tiny random model (shared/fixtures/official-tiny, beside the checkout)."""
-    if not (OFFICIAL_TINY / "inputs.pt").is_file():
-        pytest.skip(f"the official-tiny fixture is not at {OFFICIAL_TINY} (it lives in shared/ beside the checkout)")
-    return OFFICIAL_TINY

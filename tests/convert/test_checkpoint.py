@@ -12,7 +12,7 @@ import torch
 from avgen.convert.checkpoint import check_matches_base, load_generator, to_diffusers, wan_architecture
 from avgen.models import CausalAVTransformer
 
-from .conftest import OFFICIAL_TINY as FIXTURES
+from ..conftest import OFFICIAL_TINY as FIXTURES
 
 CHECKPOINT = FIXTURES / "tiny_self_forcing_format.pt"
 
