@@ -183,10 +183,21 @@ def _load_pretrained(package: str, subfolder: str, sha256: str):
 TEXT_ENCODERS = {"world": WorldTextEncoder, "sentence": SentenceTextEncoder}
 
 
+def text_encoder_class(folder) -> str:
+    """The class a text_encoder/ folder's config names (an avgen encoder, or e.g. umT5's)."""
+    config = SentenceTextEncoder.load_config(folder)
+    return config.get("_class_name") or (config.get("architectures") or ["unknown"])[0]
+
+
+def is_trained_by_avgen(folder) -> bool:
+    """Whether a text_encoder/ folder holds one of avgen's own encoders (TEXT_ENCODERS)."""
+    return text_encoder_class(folder) in {cls.__name__ for cls in TEXT_ENCODERS.values()}
+
+
 def load_text_encoder(folder) -> WorldTextEncoder | SentenceTextEncoder:
     """Whichever of avgen's encoders a text_encoder/ folder holds (its config names the class)."""
-    name = SentenceTextEncoder.load_config(folder).get("_class_name")
     classes = {cls.__name__: cls for cls in TEXT_ENCODERS.values()}
+    name = text_encoder_class(folder)
     if name not in classes:
         raise ValueError(f"{str(folder)!r} holds a {name} text encoder; avgen trains {', '.join(classes)}")
     return classes[name].from_pretrained(folder)

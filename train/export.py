@@ -27,4 +27,5 @@ if __name__ == "__main__":
     try:
         print(f"saved {export_pipeline(args.weights, args.codecs, args.out, use_ema=not args.no_ema)}")
     except ConfigError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from avgen.models.presets import PRESETS
+
 STAGES = ("pretrain", "couple", "mutual_forcing", "rolling", "text_encoder")
 TEXT_ENCODERS = ("world", "sentence")
 MODALITIES = ("video", "audio")
@@ -28,7 +30,9 @@ class ConfigError(ValueError):
 class TrainingConfig:
     # ---- what to train
     stage: str = "pretrain"  # pretrain | couple | mutual_forcing | rolling | text_encoder (set by the entry point)
-    preset: str = "tiny"  # model size for a fresh start (avgen.models.presets)
+    # Model size (avgen.models.presets) of a fresh start; None: "tiny". With `init` the model has
+    # init's size, and a preset named here must match it.
+    preset: str | None = None
     init: str | None = None  # start from a run folder, checkpoint or pipeline folder (the previous stage)
     output_dir: str = "runs/pretrain"  # checkpoints/, metrics.jsonl and config.yaml go here
     # The text encoder of a fresh start, and the one the text_encoder stage swaps in: "world"
@@ -103,6 +107,16 @@ class TrainingConfig:
     # trained: the encoder's projection, each tower's text embedder and text keys/values.
     paraphrase_probability: float = 0.75
 
+    # ---- starting from a pretrained video model (a folder written by avgen convert)
+    # A video-only `init` gets an audio tower of this preset's audio width (its depth is the
+    # video tower's), fusion in every block and step-size inputs. Each new part starts at zero
+    # output, so the video tower predicts exactly as it did. The init's text encoder, when it is
+    # not one avgen trains (umT5), is replaced by a new `text_encoder`.
+    audio_tower: str | None = None
+    # The video tower's learning rate as a share of learning_rate: 0 freezes it (coupling onto a
+    # pretrained video model), 0.1 lets it move slowly; fusion and the rest train at the full rate.
+    video_learning_rate_scale: float = 1.0
+
     def __post_init__(self):
         checks = [
             (self.stage in STAGES, "stage", f"one of {', '.join(STAGES)}"),
@@ -125,6 +139,9 @@ class TrainingConfig:
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (self.text_encoder in TEXT_ENCODERS, "text_encoder", f"one of {', '.join(TEXT_ENCODERS)}"),
             (0 <= self.paraphrase_probability <= 1, "paraphrase_probability", "in [0, 1]"),
+            (self.video_learning_rate_scale >= 0, "video_learning_rate_scale", ">= 0"),
+            (self.preset is None or self.preset in PRESETS, "preset", f"one of {', '.join(PRESETS)}"),
+            (self.audio_tower is None or self.audio_tower in PRESETS, "audio_tower", f"one of {', '.join(PRESETS)}"),
             (self.stage != "text_encoder" or self.init is not None, "init", "the trained model whose text encoder is swapped"),
             (bool(self.modalities) and set(self.modalities) <= set(MODALITIES), "modalities", "a non-empty list of video, audio"),
             (not (self.ema_target and self.ema_decay == 0), "ema_target", "false when ema_decay is 0 (there is no EMA)"),

@@ -1,4 +1,8 @@
-"""The command line of the four stage scripts in train/ (one parser, one error style)."""
+"""The command line of the stage scripts in train/ (one parser, one error style).
+
+A config the run cannot use (a typo, a missing folder, footage with nothing usable, codecs that
+do not fit the model) is one line on stderr and exit status 2, as for the avgen CLI.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ def main(stage: str, description: str, argv: list[str] | None = None) -> None:
 
         checkpoint = Trainer(config, resume=args.resume, progress=not args.no_progress).run()
     except ConfigError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"saved {checkpoint}")

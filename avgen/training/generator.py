@@ -13,7 +13,14 @@ from torch import nn
 
 from avgen.models.presets import preset_config
 from avgen.models.transformer import CausalAVTransformer
-from avgen.text import TEXT_ENCODERS, SentenceTextEncoder, WorldTextEncoder, encode_prompts, load_text_encoder
+from avgen.text import (
+    TEXT_ENCODERS,
+    SentenceTextEncoder,
+    WorldTextEncoder,
+    encode_prompts,
+    is_trained_by_avgen,
+    load_text_encoder,
+)
 from avgen.training.config import ConfigError
 
 SUBFOLDERS = ("transformer", "text_encoder")
@@ -32,13 +39,22 @@ class Generator(nn.Module):
         return cls(transformer, TEXT_ENCODERS[text_encoder](dim=transformer.config.text_dim))
 
     @classmethod
-    def from_folder(cls, folder: str | Path, preset: str | None = None) -> Generator:
-        """Load transformer/ and text_encoder/ from a checkpoint or pipeline folder."""
+    def from_folder(cls, folder: str | Path, preset: str | None = None, new_text_encoder: str | None = None) -> Generator:
+        """Load transformer/ and text_encoder/ from a checkpoint or pipeline folder.
+
+        A text encoder avgen does not train (the umT5 of a converted folder) is replaced by a
+        fresh `new_text_encoder` ("world" or "sentence") when one is named, else refused.
+        """
         folder = Path(folder)
         for name in SUBFOLDERS:
             if not (folder / name / "config.json").is_file():
                 raise ConfigError(f"{str(folder)!r} has no {name}/: give a run folder, a checkpoint or a pipeline folder")
-        generator = cls(CausalAVTransformer.from_pretrained(folder / "transformer"), load_text_encoder(folder / "text_encoder"))
+        transformer = CausalAVTransformer.from_pretrained(folder / "transformer")
+        if new_text_encoder is not None and not is_trained_by_avgen(folder / "text_encoder"):
+            text_encoder = TEXT_ENCODERS[new_text_encoder](dim=transformer.config.text_dim)
+        else:
+            text_encoder = load_text_encoder(folder / "text_encoder")
+        generator = cls(transformer, text_encoder)
         if preset is not None:
             generator.check_preset(preset, str(folder))
         return generator

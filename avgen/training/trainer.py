@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from avgen.text import TEXT_ENCODERS
+from avgen.text import TEXT_ENCODERS, is_trained_by_avgen, text_encoder_class
 from avgen.training.config import ConfigError, TrainingConfig
 from avgen.training.distributed import Processes, start, stop
 from avgen.training.ema import EMA
@@ -63,13 +63,19 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.run_dir = Path(config.output_dir)
         self.progress = progress and self.processes.is_main
-        self.data = self._load_data()
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its shuffled order of the clips)
 
         if config.init:
-            generator = Generator.from_folder(resolve_weights(config.init), config.preset)
+            weights = resolve_weights(config.init)
+            generator = Generator.from_folder(weights, config.preset, new_text_encoder=config.text_encoder)
+            if self.processes.is_main and not is_trained_by_avgen(weights / "text_encoder"):
+                print(f"{config.init}: its {text_encoder_class(weights / 'text_encoder')} text encoder is replaced by a new "
+                      f"{config.text_encoder!r} one (config key text_encoder)", flush=True)  # fmt: skip
         else:
-            generator = Generator.from_preset(config.preset, config.text_encoder)
+            generator = Generator.from_preset(config.preset or "tiny", config.text_encoder)
+        self.data = self._load_data(generator.transformer.config.chunk_frames)
+        if config.audio_tower is not None:
+            generator = self._with_audio_tower(generator)
         teacher = None
         if config.stage == "text_encoder":  # init's model is the teacher; a copy of it gets the new encoder
             teacher = generator.to(self.processes.device).eval().requires_grad_(False)
@@ -77,17 +83,15 @@ class Trainer:
                 copy.deepcopy(teacher.transformer), TEXT_ENCODERS[config.text_encoder](dim=teacher.transformer.config.text_dim)
             )
             generator.train_text_path_only()
-        model_config = generator.transformer.config
-        if self.data.video.shape[1] != model_config.video_in_channels or self.data.audio.shape[1] != model_config.audio_in_channels:
-            raise ConfigError(
-                f"the codecs in {config.codecs!r} give {self.data.video.shape[1]} video / {self.data.audio.shape[1]} audio latent "
-                f"channels, the model takes {model_config.video_in_channels} / {model_config.audio_in_channels}: check 'codecs' and 'preset'"
-            )
+        self._check_channels(generator.transformer)
         if config.stage == "couple" and config.condition_probability > 0:
             generator.transformer.register_to_config(audio_conditioning=True)
         if config.gradient_checkpointing:
             generator.transformer.enable_gradient_checkpointing()
-        self.generator = generator.to(self.processes.device).train()
+        if config.video_learning_rate_scale == 0 and generator.transformer.video is not None:
+            generator.transformer.video.requires_grad_(False)
+        # Training weights are float32 whatever a converted folder was saved in (CUDA autocasts to bf16).
+        self.generator = generator.float().to(self.processes.device).train()
         self.ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         target = teacher if teacher is not None else (self.ema.shadow if config.ema_target else None)
         self.objective = OBJECTIVES[config.stage](self.generator, config, target)
@@ -96,18 +100,16 @@ class Trainer:
         # Stage 1 never runs the fusion layers (nor a tower left out of `modalities`).
         self.model = self.processes.wrap(self.objective, config.parallel, unused_parameters=config.stage == "pretrain")
         # After wrapping: FSDP2 replaces the parameters with shards, and the optimizer must hold those.
-        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.learning_rate, weight_decay=config.weight_decay)
         if latest is not None:
             state = torch.load(latest / "optimizer.pt", map_location=self.processes.device, weights_only=True)
             self.processes.load_optimizer_state(self.generator, self.optimizer, state)
 
     # ------------------------------------------------------------------ setup
 
-    def _load_data(self) -> LatentClips | FootageLatents:
+    def _load_data(self, chunk_frames: int) -> LatentClips | FootageLatents:
         config = self.config
-        from avgen.models.presets import preset_config
-
-        latent_frames = config.clip_chunks * preset_config(config.preset)["chunk_frames"]
+        latent_frames = config.clip_chunks * chunk_frames
         if config.data is not None:
             return self._load_footage(latent_frames)
         arguments = (config.codecs, config.clips, latent_frames, config.cache_dir, config.seed)
@@ -133,6 +135,46 @@ class Trainer:
         return FootageLatents.load_or_encode(
             index, config.codecs, config.cache_dir, rank=processes.rank, world_size=processes.world_size, progress=self.progress
         )
+
+    def _with_audio_tower(self, generator: Generator) -> Generator:
+        """`audio_tower`: a video-only model grown by an audio tower sized to the data's audio latents."""
+        from avgen.models.presets import preset_config
+
+        config, transformer = self.config, generator.transformer
+        if "audio" in transformer.modalities:
+            raise ConfigError(f"config key 'audio_tower': the model of {config.init!r} has an audio tower already; remove the key")
+        if self.data.audio is None:
+            raise ConfigError(f"config key 'audio_tower': the codecs in {config.codecs!r} have no audio_codec/ to give the tower its latents")
+        audio = preset_config(config.audio_tower)
+        grown = transformer.extended(
+            modalities=("video", "audio"),
+            fusion=True,
+            step_conditioning=True,
+            audio_in_channels=self.data.audio.shape[1],
+            audio_latents_per_frame=self.data.audio.shape[-1] // self.data.video.shape[2],
+            **{key: audio[key] for key in ("audio_dim", "audio_num_heads", "audio_ffn_dim", "audio_patch_size")},
+        )
+        return Generator(grown, generator.text_encoder)
+
+    def _check_channels(self, transformer) -> None:
+        data = {"video": self.data.video, "audio": self.data.audio}
+        for kind in transformer.modalities:
+            got, takes = data[kind].shape[1] if data[kind] is not None else 0, transformer.config[f"{kind}_in_channels"]
+            if got != takes:
+                raise ConfigError(
+                    f"the codecs in {self.config.codecs!r} give {got} {kind} latent channels, the model takes {takes}: "
+                    "check 'codecs', 'preset' and 'init'"
+                )
+
+    def _parameter_groups(self) -> list[dict]:
+        """The video tower at `video_learning_rate_scale` of the learning rate, the rest at the full rate."""
+        video = self.generator.transformer.video
+        video_ids = {id(parameter) for parameter in video.parameters()} if video is not None else set()
+        groups = [
+            {"params": [p for p in self.generator.parameters() if p.requires_grad and id(p) not in video_ids], "lr_scale": 1.0},
+            {"params": [p for p in video.parameters() if p.requires_grad] if video is not None else [], "lr_scale": self.config.video_learning_rate_scale},
+        ]
+        return [group for group in groups if group["params"]]
 
     def _resume_weights(self) -> Path | None:
         """Load the newest checkpoint's weights (the optimizer state follows once it exists)."""
@@ -169,7 +211,7 @@ class Trainer:
         config, processes = self.config, self.processes
         lr = warmup_cosine(self.step, config.learning_rate, config.warmup_steps, config.steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         local = processes.local_slice(config.batch_size)
         batch = self.data.batch(self.batch_indices(self.step)[local], processes.device)
         draws = Draws(config.seed, self.step, list(range(config.batch_size))[local], processes.device)
