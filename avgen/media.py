@@ -112,6 +112,23 @@ def write_ts_segment(
     return _encode(path, frames, audio, fps, sample_rate, extra)
 
 
+# Channel layouts ffmpeg names without a count; "5.1(side)" and the like count as their digits.
+NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "quad": 4, "hexagonal": 6, "octagonal": 8, "hexadecagonal": 16}
+
+
+def layout_channels(layout: str) -> int | None:
+    """Channels of an audio layout as ffmpeg's report names it: "stereo", "5.1(side)", "6 channels"; None if unknown."""
+    layout = layout.strip()
+    counted = re.fullmatch(r"(\d+) channels.*", layout)
+    if counted:
+        return int(counted.group(1))
+    base = layout.split("(")[0]
+    if base in NAMED_LAYOUTS:
+        return NAMED_LAYOUTS[base]
+    digits = re.fullmatch(r"(\d+)\.(\d+)", base)  # front/side/back speakers . low-frequency ones
+    return int(digits.group(1)) + int(digits.group(2)) if digits else None
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Streams, sizes, rates, duration and container tags of a media file (parsed from ffmpeg's report)."""
     path = _existing(path)
@@ -122,13 +139,11 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         raise MediaError(f"cannot read {str(path)!r}: not a media file ffmpeg can decode ({reason})")
     video = re.search(r"Stream #\S+.*?: Video: (\w+).*?, (\d+)x(\d+)", report)
     fps = re.search(r"Video:.*?, ([\d.]+) fps", report)
-    audio = re.search(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, (mono|stereo|(\d+) channels)", report)
+    audio = re.search(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([^,\n]+)", report)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", report)
     header = report.split("Stream #", 1)[0]
     metadata = dict(re.findall(r"^\s{4}(\w+)\s*: (.*)$", header, flags=re.MULTILINE))
-    channels = None
-    if audio:
-        channels = {"mono": 1, "stereo": 2}.get(audio.group(3)) or int(audio.group(4))
+    channels = layout_channels(audio.group(3)) if audio else None
     return MediaInfo(
         width=int(video.group(2)) if video else None,
         height=int(video.group(3)) if video else None,
@@ -161,8 +176,9 @@ def read_media(path: str | os.PathLike, sample_rate: int | None = None) -> Media
         raise MediaError(f"cannot read {str(path)!r}: it has no {missing} stream")
     rate = sample_rate or info.sample_rate
     frames = _frames(path, info)
-    samples = _decode(path, ["-map", "0:a:0", "-f", "f32le", "-ac", str(info.channels), "-ar", str(rate)])
-    audio = np.frombuffer(samples, np.float32).reshape(-1, info.channels).T  # (channels, S)
+    channels = info.channels or 2  # a layout without a count: ffmpeg downmixes it to stereo
+    samples = _decode(path, ["-map", "0:a:0", "-f", "f32le", "-ac", str(channels), "-ar", str(rate)])
+    audio = np.frombuffer(samples, np.float32).reshape(-1, channels).T  # (channels, S)
     # MPEG-TS keeps the AAC encoder's priming samples, stamped before the first picture;
     # drop (or pad) audio so that sample 0 plays with frame 0, as a player would.
     lead = int(round((_start_seconds(path, "v") - _start_seconds(path, "a")) * rate))

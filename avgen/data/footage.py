@@ -310,6 +310,8 @@ def _examine(folder: Path, name: str, caption: str | None, spec: FootageSpec) ->
         return Skipped(name, "no video stream")
     if spec.require_audio and info.audio_codec is None:
         return Skipped(name, "no audio stream, and the model takes sound with its video")
+    if spec.require_audio and info.channels is None:
+        return Skipped(name, "its audio layout gives no channel count; re-encode the sound (ffmpeg -i IN -c:v copy -ac 2 OUT.mp4)")
     if spec.require_audio and spec.audio_channels > 1 and info.channels not in (1, spec.audio_channels):
         return Skipped(name, f"{info.channels}-channel audio; the audio codec takes {spec.audio_channels} channels (or mono)")
     if info.duration is None:

@@ -193,3 +193,19 @@ def test_bad_input_is_one_line_error(tmp_path, files, argv, message):
     with pytest.raises(ValueError, match=message) as error:
         check(str(folder), *[str(folder) if arg == "FOLDER" else arg for arg in argv])
     assert "\n" not in str(error.value)
+
+
+def test_surround_sound_is_read_as_its_channels_and_downmixed_for_a_mono_codec(tmp_path):
+    """ffmpeg names 5.1 by its layout, not a count: once read as a file without sound."""
+    from avgen.media import layout_channels, probe
+
+    path = tmp_path / "surround.mp4"
+    ffmpeg(*PATTERN, *tone(6, 48000), "-t", "2.5", *H264, "-c:a", "aac", "-channel_layout", "5.1", str(path))
+    (tmp_path / "surround.txt").write_text("a pattern in surround sound")
+    assert probe(path).channels == 6
+    index = scan_footage(tmp_path)
+    assert not index.skipped and index.files[0].channels == 6
+    _, audio = decode_clip(tmp_path, index.clips[0], index.spec)
+    assert audio.shape == (1, 29 * 1000) and np.abs(audio).max() == pytest.approx(TONE, rel=0.1)
+    assert [layout_channels(name) for name in ("mono", "stereo", "5.1(side)", "7.1", "quad", "6 channels", "2.1")] == [1, 2, 6, 8, 4, 6, 3]
+    assert layout_channels("fltp") is None
