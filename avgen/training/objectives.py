@@ -18,7 +18,9 @@ forward of a step (rollouts included) and one backward follows:
    window at its mixed noise levels, so memory holds one window's graph, not the clip's.
    A share of steps (`chunkwise_probability`) rolls out chunk by chunk instead and takes the
    losses on one chunk at one of its levels; another (`opening_probability`) takes them
-   while chunk 0 is denoised, where the prompt alone sets the character.
+   while chunk 0 is denoised, where the prompt alone sets the character; another
+   (`dub_probability`) is rolled out with the real video given clean at t = 0, only its audio
+   denoised, and takes the audio's losses alone: voicing a given video (dubbing) in both modes.
 
 In every stage a share of samples (`prompt_dropout`) trains with the empty prompt: the
 unconditional mode of classifier-free guidance.
@@ -219,10 +221,11 @@ class SelfForcedObjective(Objective):
         half = d / 2
         return torch.where(half >= self.config.distill_min_step - 1e-9, half, torch.zeros_like(half))
 
-    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint):
-        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc)."""
+    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint, video_given: bool = False):
+        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc). A given video is clean: t = d = 0."""
         cache.clear_text()  # text keys/values are recomputed so that they carry this call's gradient
-        output = transformer.forward_chunks(cache, video, audio, t, t, d, d, encoder_hidden_states=embeds, joint=joint)
+        t_video, d_video = (torch.zeros_like(t), torch.zeros_like(d)) if video_given else (t, d)
+        output = transformer.forward_chunks(cache, video, audio, t_video, t, d_video, d, encoder_hidden_states=embeds, joint=joint)
         return output.video, output.audio
 
     def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
@@ -231,7 +234,10 @@ class SelfForcedObjective(Objective):
         with torch.no_grad():
             return self._target[0].embed(prompts)
 
-    def window_losses(self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool) -> dict:
+    def window_losses(
+        self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool,
+        video_given: bool = False,
+    ) -> dict:  # fmt: skip
         """Both losses on a window read against the self-generated cache.
 
         Args:
@@ -239,27 +245,32 @@ class SelfForcedObjective(Objective):
             real: (video, audio) of the real chunks at the same places.
             video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
             t, d: (B, Nc) levels and few-step jump sizes of the window's chunks.
+            video_given: the window's video is the real one, clean (dubbing): it never moves, and its
+                losses weigh 0 (kept in the graph, so that every parameter has a gradient under DDP).
         """
         video, audio = noisy
         with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
             half = self.half_step(d)
-            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint)
+            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint, video_given)
             middle = [self.jump(x, v, d / 2, kind) for x, v, kind in zip((video, audio), first, ("video", "audio"))]
-            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint)
+            if video_given:
+                middle[0] = video
+            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint, video_given)
             targets = [(a + b) / 2 for a, b in zip(first, second)]
         real_video, real_audio = real
         noise_video, noise_audio = draws.normal(*real_video.shape[1:]), draws.normal(*real_audio.shape[1:])
         flow = self.velocity(
             self.transformer, cache,
-            self.noised(real_video, noise_video, t, "video"), self.noised(real_audio, noise_audio, t, "audio"),
-            t, torch.zeros_like(t), embeds, joint,
+            real_video if video_given else self.noised(real_video, noise_video, t, "video"),
+            self.noised(real_audio, noise_audio, t, "audio"),
+            t, torch.zeros_like(t), embeds, joint, video_given,
         )  # fmt: skip
-        student = self.velocity(self.transformer, cache, video, audio, t, d, embeds, joint)
-        weight = self.config.distill_weight
+        student = self.velocity(self.transformer, cache, video, audio, t, d, embeds, joint, video_given)
+        weight, video_scale = self.config.distill_weight, 0.0 if video_given else 1.0
         return {
-            "fm_video": (1.0, per_sample_mse(flow[0], noise_video - real_video, video_weight).mean()),
+            "fm_video": (video_scale, per_sample_mse(flow[0], noise_video - real_video, video_weight).mean()),
             "fm_audio": (1.0, per_sample_mse(flow[1], noise_audio - real_audio).mean()),
-            "sd_video": (weight, per_sample_mse(student[0], targets[0], video_weight).mean()),
+            "sd_video": (video_scale * weight, per_sample_mse(student[0], targets[0], video_weight).mean()),
             "sd_audio": (weight, per_sample_mse(student[1], targets[1]).mean()),
         }
 
@@ -340,6 +351,8 @@ class Rolling(SelfForcedObjective):
         window = 1 if draws.shared_bool(self.config.chunkwise_probability) else self.config.few_steps
         # Drawn only when asked for, so that runs without openings draw the same ticks as before.
         opening = self.config.opening_probability > 0 and draws.shared_bool(self.config.opening_probability)
+        dubbing = self.config.dub_probability > 0 and draws.shared_bool(self.config.dub_probability)
+        given = {"video": lambda index: chunk_slice(batch["video"], index, index + 1, self.frames_per_chunk)} if dubbing else None
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
@@ -364,13 +377,14 @@ class Rolling(SelfForcedObjective):
                     self.window_losses(
                         denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
                         levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
+                        video_given=dubbing,
                     )  # fmt: skip
                 )
 
         with torch.no_grad():
             chunks = rollout(
                 denoiser, self.noise_fn(draws, batch), self.levels(), window, True,
-                num_chunks=num_chunks, before_tick=before_tick,
+                num_chunks=num_chunks, given=given, before_tick=before_tick,
             )  # fmt: skip
             for _ in chunks:
                 if found:

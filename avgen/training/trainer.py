@@ -86,6 +86,8 @@ class Trainer:
         self._check_channels(generator.transformer)
         if config.stage == "couple" and config.condition_probability > 0:
             generator.transformer.register_to_config(audio_conditioning=True)
+        if config.stage == "rolling" and config.dub_probability > 0:
+            generator.transformer.register_to_config(video_conditioning=True)
         if config.gradient_checkpointing:
             generator.transformer.enable_gradient_checkpointing()
         if config.video_learning_rate_scale == 0 and generator.transformer.video is not None:
