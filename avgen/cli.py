@@ -204,7 +204,7 @@ def eval_model(args: argparse.Namespace) -> int:
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
-        threads=args.threads, progress=not args.json, phrasing=args.phrasing,
+        threads=args.threads, progress=not args.json, phrasing=args.phrasing, dub=args.dub,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -457,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--phrasing", choices=("world", "paraphrases"), default="world",
         help="ask in the world's phrasings, or in held-out paraphrases no training prompt used (default world)",
+    )  # fmt: skip
+    evaluation.add_argument(
+        "--dub", action="store_true",
+        help="give each held-out clip's own video and score the model's voice against its mouth (models trained to dub)",
     )  # fmt: skip
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")

@@ -7,6 +7,10 @@ and ΔDrift between the first and last seconds. The pipeline, steps, window and 
 layout are arguments, so the Rolling Forcing and Mutual Forcing comparisons are runs of
 this one function.
 
+`dub=True` evaluates voicing instead (`video=`): each held-out clip's own video, rendered by the
+world, is given to the model, which makes its sound; sync is the given mouth against the
+generated voice (adherence and drift would read the given video, so they are not reported).
+
 Clips are independent, so processes (`workers`), each with its own copy of the pipeline, can
 share them out; a clip's row depends only on its seed, not on which process made it.
 """
@@ -33,21 +37,25 @@ from avgen.world.paraphrase import evaluation_prompt
 PHRASINGS = ("world", "paraphrases")
 
 
-def generate_clip(pipe, prompt: str, seconds: float, seed: int, **settings) -> tuple[np.ndarray, np.ndarray, float]:
-    """Frames (F, H, W, 3) uint8, audio (C, S) and the wall seconds it took."""
+def generate_clip(pipe, prompt: str, seconds: float | None, seed: int, **settings) -> tuple[np.ndarray, np.ndarray, float]:
+    """Frames (F, H, W, 3) uint8, audio (C, S) and the wall seconds it took (seconds None: a given video's length)."""
     began = time.perf_counter()
     chunks = list(pipe.stream(prompt, seconds=seconds, generator=torch.Generator().manual_seed(seed), **settings))
     wall = time.perf_counter() - began
     return np.concatenate([c.frames[0] for c in chunks]), np.concatenate([c.audio[0] for c in chunks], axis=-1), wall
 
 
-def evaluate_clip(pipe, seed: int, seconds: float, phrasing: str = "world", **settings) -> dict:
+def evaluate_clip(pipe, seed: int, seconds: float, phrasing: str = "world", dub: bool = False, **settings) -> dict:
     """One row of the evaluation: held-out prompt `seed` generated with noise seed `seed`, then measured."""
     clip = sample_clip(seed, split="held-out")
     prompt = clip.prompt if phrasing == "world" else evaluation_prompt(clip.character, clip.events, seed)
-    frames, audio, wall = generate_clip(pipe, prompt, seconds, seed, **settings)
+    if dub:
+        given = clip.render(0, round(seconds * pipe.fps)).frames
+        frames, audio, wall = generate_clip(pipe, prompt, None, seed, video=given, **settings)
+    else:
+        frames, audio, wall = generate_clip(pipe, prompt, seconds, seed, **settings)
     report = evaluate(frames, audio, pipe.fps, pipe.sample_rate, prompt=prompt)
-    return {
+    row = {
         "seed": seed,
         "prompt": prompt,
         "offset_frames": report["sync"]["offset_frames"],
@@ -58,6 +66,9 @@ def evaluate_clip(pipe, seed: int, seconds: float, phrasing: str = "world", **se
         "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
         "realtime_factor": round(len(frames) / pipe.fps / wall, 3),
     }
+    if dub:  # the picture is the world's own: nothing of it was generated
+        row.update(adherence=None, matches=None, read=None, delta_drift=None)
+    return row
 
 
 def evaluate_pipeline(
@@ -73,6 +84,7 @@ def evaluate_pipeline(
     threads: int = 1,
     progress: bool = False,
     phrasing: str = "world",
+    dub: bool = False,
 ) -> dict:
     """Summary figures over `clips` held-out prompts (seeds `seed`...), plus one row per clip.
 
@@ -82,8 +94,9 @@ def evaluate_pipeline(
     if phrasing not in PHRASINGS:
         raise ValueError(f"unknown phrasing {phrasing!r}: choose one of {', '.join(PHRASINGS)}")
     settings = dict(
-        num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks, phrasing=phrasing
-    )
+        num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks,
+        phrasing=phrasing, dub=dub,
+    )  # fmt: skip
     seeds = range(seed, seed + clips)
     bar = dict(desc="evaluating", unit="clip", disable=not progress)
     pipe.set_progress_bar_config(disable=True)
@@ -106,6 +119,7 @@ def evaluate_pipeline(
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
         "phrasing": phrasing,
+        "dub": dub,
         **summarize(rows),
         "rows": rows,
     }
@@ -115,14 +129,15 @@ def summarize(rows: list[dict]) -> dict:
     """The table's figures over evaluated clips (rows of `evaluate_clip`)."""
     offsets = [row["offset_frames"] for row in rows]
     drifts = [row["delta_drift"] for row in rows if row["delta_drift"] is not None]
+    judged = [row for row in rows if row["adherence"] is not None]  # none when dubbing
     return {
         "sync_within_1_frame": round(float(np.mean([abs(o) <= 1 for o in offsets])), 4),
         "sync_offset_0": round(float(np.mean([o == 0 for o in offsets])), 4),
         "sync_confidence_median": round(statistics.median(row["confidence"] for row in rows), 4),
-        "attribute_adherence": round(float(np.mean([row["adherence"] for row in rows])), 4),
+        "attribute_adherence": round(float(np.mean([row["adherence"] for row in judged])), 4) if judged else None,
         "attribute_adherence_by_name": {
-            name: round(float(np.mean([row["matches"][name] for row in rows])), 4) for name in rows[0]["matches"]
-        },
+            name: round(float(np.mean([row["matches"][name] for row in judged])), 4) for name in judged[0]["matches"]
+        } if judged else None,
         "delta_drift_mean": round(float(np.mean(drifts)), 4) if drifts else None,
         "realtime_factor_median": round(statistics.median(row["realtime_factor"] for row in rows), 3),
     }

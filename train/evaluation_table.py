@@ -31,8 +31,8 @@ def describe(figures: dict) -> str:
     default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
     window = figures["window"] or default_window
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
-    phrasing = figures.get("phrasing", "world")
-    return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}, {phrasing} phrasing"
+    asked = "dubbing the given video" if figures.get("dub") else f"{figures.get('phrasing', 'world')} phrasing"
+    return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}, {asked}"
 
 
 def seeds(figures: dict) -> str:

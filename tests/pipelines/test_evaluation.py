@@ -29,10 +29,15 @@ class KnownPipeline:
     def set_progress_bar_config(self, **kwargs):
         pass
 
-    def stream(self, prompt, seconds, generator, **settings):
-        frames = round(seconds * self.fps)
+    def stream(self, prompt, seconds, generator, video=None, **settings):
+        """Given a video (dubbing), its frames with the clip's own sound (truth) or another held-out clip's."""
+        frames = round(seconds * self.fps) if video is None else len(video)
         chunk = self.clips[prompt].render(0, frames)
         pictures = chunk.frames if self.truth else np.full_like(chunk.frames, 128)
+        if video is not None:
+            pictures = video
+            if not self.truth:
+                chunk = sample_clip(99, split="held-out").render(0, frames)
         for start in range(0, frames, 4):
             samples = slice(start * 1000, (start + 4) * 1000)
             yield SimpleNamespace(frames=pictures[None, start : start + 4], audio=chunk.audio[None, :, samples])
@@ -100,3 +105,12 @@ def test_workers_need_a_pipeline_loaded_from_a_folder(rolling):
 def test_eval_refuses_a_negative_sink(model):
     result = subprocess.run([sys.executable, "-m", "avgen", "eval", "--model", str(model), "--sink-chunks", "-1"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().endswith("--sink-chunks must be >= 0, got -1")
+
+
+def test_dubbing_scores_the_given_mouth_against_the_made_voice():
+    """--dub: the world's own sound under its video syncs; another clip's sound under it does not."""
+    truth = evaluate_pipeline(KnownPipeline(True, range(3)), clips=3, seconds=4.0, dub=True)
+    other = evaluate_pipeline(KnownPipeline(False, range(3)), clips=3, seconds=4.0, dub=True)
+    assert truth["dub"] and truth["sync_within_1_frame"] == 1.0 and truth["sync_confidence_median"] > 0.6
+    assert other["sync_confidence_median"] < 0.6
+    assert truth["attribute_adherence"] is None and truth["delta_drift_mean"] is None  # the picture was given
