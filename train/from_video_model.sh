@@ -56,6 +56,7 @@ fi
 mkdir -p "$RUNS/codecs"
 ln -sfn "$(realpath "$RUNS/converted/vae")" "$RUNS/codecs/vae"
 ln -sfn "$(realpath "$AUDIO_CODEC")" "$RUNS/codecs/audio_codec"
+# 15 latent frames: the configs' clip_chunks (5) x the converted model's chunks (3 frames).
 "$AVGEN" footage check "$FOOTAGE" --model-config "$RUNS/codecs" --latent-frames 15
 
 changes=(data="$FOOTAGE" codecs="$RUNS/codecs" threads="$THREADS" ${STEPS:+steps=$STEPS} ${SET:-})

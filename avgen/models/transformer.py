@@ -211,7 +211,9 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         before. A change that would drop or reshape a weight of this model is a ValueError.
         """
         config = {key: value for key, value in self.config.items() if not key.startswith("_")}
-        model = type(self)(**{**config, **changes}).to(device=self.device, dtype=self.dtype)
+        model = type(self)(**{**config, **changes}).to(self.device)
+        if model.dtype != self.dtype:  # cast only when it changes something: diffusers warns on every dtype cast
+            model = model.to(self.dtype)
         new = model.state_dict()
         kept = self.state_dict()
         lost = [name for name, tensor in kept.items() if name not in new or new[name].shape != tensor.shape]

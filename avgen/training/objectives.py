@@ -145,7 +145,8 @@ class Objective(nn.Module):
             batch = {**batch, "prompts": ["" if drop else prompt for prompt, drop in zip(batch["prompts"], dropped)]}
         losses = self.losses(batch, draws)
         total = sum(weight * value for weight, value in losses.values())
-        return total, {name: value.detach() for name, (_, value) in losses.items()}
+        # A term at weight 0 (the video's on a dubbing step) is in the graph but not trained: not logged.
+        return total, {name: value.detach() for name, (weight, value) in losses.items() if weight != 0}
 
     def losses(self, batch: dict, draws: Draws) -> dict[str, tuple[float, torch.Tensor]]:
         """{name: (weight, scalar)}; names are "<mode>_<modality>" (fm: flow matching, sd: self-distillation)."""
@@ -246,7 +247,8 @@ class SelfForcedObjective(Objective):
             video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
             t, d: (B, Nc) levels and few-step jump sizes of the window's chunks.
             video_given: the window's video is the real one, clean (dubbing): it never moves, and its
-                losses weigh 0 (kept in the graph, so that every parameter has a gradient under DDP).
+                losses weigh 0 (kept in the graph, so that every parameter has a gradient under DDP;
+                not logged).
         """
         video, audio = noisy
         with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights

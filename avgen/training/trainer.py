@@ -159,9 +159,9 @@ class Trainer:
         return Generator(grown, generator.text_encoder)
 
     def _check_channels(self, transformer) -> None:
-        data = {"video": self.data.video, "audio": self.data.audio}
         for kind in transformer.modalities:
-            got, takes = data[kind].shape[1] if data[kind] is not None else 0, transformer.config[f"{kind}_in_channels"]
+            latents = getattr(self.data, kind)
+            got, takes = latents.shape[1] if latents is not None else 0, transformer.config[f"{kind}_in_channels"]
             if got != takes:
                 raise ConfigError(
                     f"the codecs in {self.config.codecs!r} give {got} {kind} latent channels, the model takes {takes}: "
@@ -172,9 +172,10 @@ class Trainer:
         """The video tower at `video_learning_rate_scale` of the learning rate, the rest at the full rate."""
         video = self.generator.transformer.video
         video_ids = {id(parameter) for parameter in video.parameters()} if video is not None else set()
+        trained = [parameter for parameter in self.generator.parameters() if parameter.requires_grad]
         groups = [
-            {"params": [p for p in self.generator.parameters() if p.requires_grad and id(p) not in video_ids], "lr_scale": 1.0},
-            {"params": [p for p in video.parameters() if p.requires_grad] if video is not None else [], "lr_scale": self.config.video_learning_rate_scale},
+            {"params": [p for p in trained if id(p) not in video_ids], "lr_scale": 1.0},
+            {"params": [p for p in trained if id(p) in video_ids], "lr_scale": self.config.video_learning_rate_scale},
         ]
         return [group for group in groups if group["params"]]
 

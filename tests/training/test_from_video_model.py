@@ -123,7 +123,7 @@ def test_a_stage_given_bad_footage_or_codecs_is_one_line_and_exit_2(runs, codecs
     for name, text in (files or {}).items():
         (folder / name).write_text(text)
     changes = [change.replace("TINY", str(codecs)) for change in changes]
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         run_stage("audio_tower", folder, runs / "codecs", runs / "converted", tmp_path / "run", *changes)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert exit.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert stopped.value.code == 2 and len(lines) == 1 and message in lines[0], lines

@@ -191,6 +191,7 @@ def test_rolling_stage_dubbing_steps_give_the_real_video_clean_and_train_the_aud
     frames = trainer.objective.frames_per_chunk
     for first, video in window_videos:
         assert torch.equal(video, batch["video"][:, :, first * frames : first * frames + video.shape[2]])
+    assert set(metrics) == {"fm_audio", "sd_audio"}  # the video's terms weigh 0: not logged
     assert float(loss) == pytest.approx(float(metrics["fm_audio"] + trainer.config.distill_weight * metrics["sd_audio"]), rel=1e-5)
     # The audio's losses read the given video: another clip's video changes them.
     swapped = {**batch, "video": batch["video"].flip(0)}
