@@ -204,7 +204,8 @@ def eval_model(args: argparse.Namespace) -> int:
     figures = evaluate_pipeline(
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
-        threads=args.threads, progress=not args.json, phrasing=args.phrasing, dub=args.dub,
+        threads=args.threads, progress=not args.json, phrasing=args.phrasing, dub=args.dub, drive=args.drive,
+        source=args.source,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -461,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--dub", action="store_true",
         help="give each held-out clip's own video and score the model's voice against its mouth (models trained to dub)",
+    )  # fmt: skip
+    evaluation.add_argument(
+        "--drive", action="store_true",
+        help="give each held-out clip's own voice and score the model's mouth against it (models trained on given audio)",
+    )  # fmt: skip
+    evaluation.add_argument(
+        "--source", choices=("generated", "world", "codecs"), default="generated",
+        help="score the model's generations, or the held-out clips themselves as the world renders them or through "
+        "the model's codecs (the ceilings its figures are read against; default generated)",
     )  # fmt: skip
     evaluation.add_argument("--sink-chunks", type=int, default=1, help="attention-sink chunks in the KV cache (default 1)")
     evaluation.add_argument("--cache-chunks", type=_positive_int, default=4, help="ring-buffer chunks in the KV cache (default 4)")

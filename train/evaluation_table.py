@@ -15,6 +15,7 @@ COLUMNS = [
     ("sync ±1 frame", "sync_within_1_frame", "{:.0%}"),
     ("sync offset 0", "sync_offset_0", "{:.0%}"),
     ("sync confidence (median)", "sync_confidence_median", "{:.2f}"),
+    ("mouth motion, px (median)", "mouth_motion_median", "{:.2f}"),
     ("attribute adherence", "attribute_adherence", "{:.0%}"),
     ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
     ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
@@ -31,7 +32,14 @@ def describe(figures: dict) -> str:
     default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
     window = figures["window"] or default_window
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
-    asked = "dubbing the given video" if figures.get("dub") else f"{figures.get('phrasing', 'world')} phrasing"
+    source = figures.get("source", "generated")
+    if source != "generated":  # the world's own clips: no sampler was involved
+        return f"held-out clips, {'as the world renders them' if source == 'world' else 'through the codecs of ' + figures['model']}"
+    asked = f"{figures.get('phrasing', 'world')} phrasing"
+    if figures.get("dub"):
+        asked = "dubbing the given video"
+    if figures.get("drive"):
+        asked += ", driven by the clip's own voice"
     return f"{figures['model']}: {figures['pipeline']}, {figures['steps']} steps, window {window}, {sink}, {asked}"
 
 

@@ -39,6 +39,7 @@ def evaluate(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int
             "offset_frames": sync.offset,
             "confidence": round(sync.confidence, 4),
             "confident": sync.confidence >= CONFIDENT,
+            "mouth_motion_pixels": round(sync.mouth_motion, 4),
         },
         "attributes": attributes.as_dict(),
     }

@@ -30,6 +30,9 @@ class SyncResult:
     confidence: float  # peak minus median correlation over the lags tried
     lags: np.ndarray  # (K,) int
     correlations: np.ndarray  # (K,) Pearson correlation at each lag
+    # Standard deviation of the mouth opening, in pixels: how much the lips move at all. A mouth
+    # that keeps time but barely opens scores a low confidence for a reason this tells apart.
+    mouth_motion: float
 
 
 def mouth_openness(frames: np.ndarray, faces: FaceReading | None = None) -> np.ndarray:
@@ -120,4 +123,5 @@ def compare_signals(mouth: np.ndarray, envelope: np.ndarray, max_lag: int = MAX_
         confidence=float(correlations[best] - np.median(correlations)),
         lags=lags,
         correlations=correlations,
+        mouth_motion=float(np.std(mouth)),
     )

@@ -3,6 +3,7 @@ import pytest
 
 from avgen.metrics import evaluate, measure_drift
 from avgen.metrics.calibration import colour_drift
+from avgen.metrics.sync import mouth_openness
 from avgen.world import Character, Clip, sample_clip
 
 
@@ -41,7 +42,9 @@ def test_evaluate_reports_everything_against_the_prompt():
     clip = sample_clip(33)
     chunk = clip.render(0, 160)
     report = evaluate(chunk.frames, chunk.audio, 16, 16000, prompt=clip.prompt)
-    assert report["sync"] == {"offset_frames": 0, "confidence": report["sync"]["confidence"], "confident": True}
+    sync = report["sync"]
+    assert sync == {"offset_frames": 0, "confidence": sync["confidence"], "confident": True, "mouth_motion_pixels": sync["mouth_motion_pixels"]}
+    assert sync["mouth_motion_pixels"] == round(float(np.std(mouth_openness(chunk.frames))), 4)
     assert report["adherence"]["score"] == 1.0
     assert report["drift"]["delta_drift_levels"] < 1.0
     wrong = evaluate(chunk.frames, chunk.audio, 16, 16000, prompt="a purple oval face on a sand background")

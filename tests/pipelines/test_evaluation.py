@@ -29,11 +29,14 @@ class KnownPipeline:
     def set_progress_bar_config(self, **kwargs):
         pass
 
-    def stream(self, prompt, seconds, generator, video=None, **settings):
-        """Given a video (dubbing), its frames with the clip's own sound (truth) or another held-out clip's."""
+    def stream(self, prompt, seconds, generator, video=None, audio=None, **settings):
+        """Given a video (dubbing), its frames with the clip's own sound (truth) or another held-out clip's;
+        given audio, that audio under the clip's own frames or a grey picture."""
         frames = round(seconds * self.fps) if video is None else len(video)
         chunk = self.clips[prompt].render(0, frames)
         pictures = chunk.frames if self.truth else np.full_like(chunk.frames, 128)
+        if audio is not None:
+            chunk = SimpleNamespace(audio=audio)
         if video is not None:
             pictures = video
             if not self.truth:
@@ -114,3 +117,40 @@ def test_dubbing_scores_the_given_mouth_against_the_made_voice():
     assert truth["dub"] and truth["sync_within_1_frame"] == 1.0 and truth["sync_confidence_median"] > 0.6
     assert other["sync_confidence_median"] < 0.6
     assert truth["attribute_adherence"] is None and truth["delta_drift_mean"] is None  # the picture was given
+
+
+def test_driving_scores_the_made_mouth_against_the_given_voice():
+    """--drive: the clip's own frames under its given voice sync; a grey picture under it does not."""
+    truth = evaluate_pipeline(KnownPipeline(True, range(2)), clips=2, seconds=4.0, drive=True)
+    grey = evaluate_pipeline(KnownPipeline(False, range(2)), clips=2, seconds=4.0, drive=True)
+    assert truth["drive"] and truth["sync_within_1_frame"] == 1.0 and truth["sync_confidence_median"] > 0.6
+    assert grey["sync_confidence_median"] < 0.6 and grey["mouth_motion_median"] < truth["mouth_motion_median"]
+    assert truth["attribute_adherence"] == 1.0  # the picture was made: it is judged
+
+
+def test_the_world_source_scores_the_held_out_clips_themselves_without_generating():
+    """The ceiling of every figure: even a pipeline that only makes grey pictures scores the world's."""
+    world = evaluate_pipeline(KnownPipeline(False, range(2)), clips=2, seconds=4.0, source="world")
+    assert world["source"] == "world" and world["sync_confidence_median"] > 0.9 and world["attribute_adherence"] == 1.0
+    assert world["realtime_factor_median"] is None and world["mouth_motion_median"] > 1.0
+
+
+def test_the_codecs_source_sends_the_clips_through_the_pipelines_codecs(rolling):
+    """Each clip is encoded and decoded by the pipeline's (here untrained) codecs, to the clip's length."""
+    world = evaluate_pipeline(rolling, clips=1, seconds=2.0, source="world")
+    through = evaluate_pipeline(rolling, clips=1, seconds=2.0, source="codecs")
+    assert through["source"] == "codecs" and through["realtime_factor_median"] is None
+    assert world["rows"][0]["mouth_motion"] != through["rows"][0]["mouth_motion"]  # untrained codecs lose the mouth
+    assert through["rows"][0]["read"] != world["rows"][0]["read"]
+
+
+def test_a_long_clip_scores_its_first_and_last_segments_too():
+    long = evaluate_pipeline(KnownPipeline(True, range(1)), clips=1, seconds=40.0)
+    assert long["sync_confidence_first_segment_median"] > 0.6 and long["sync_confidence_last_segment_median"] > 0.6
+    assert "confidence_first_segment" not in evaluate_pipeline(KnownPipeline(True, range(1)), clips=1, seconds=4.0)["rows"][0]
+
+
+def test_eval_refuses_two_kinds_of_clip_at_once(model):
+    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--dub", "--source", "world"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2 and "choose one of --dub, --drive and --source" in result.stderr
