@@ -19,7 +19,10 @@ def peak_rss_bytes() -> int:
 
 
 def random_tiny_pipeline(pipeline: str = "rolling"):
-    """Untrained components of the shipped sizes: speed and memory do not depend on the weights."""
+    """Untrained components of the shipped sizes: speed and memory do not depend on the weights.
+
+    They accept every input a trained model may (given audio, a video to voice), so that each
+    of the app's and the CLI's paths runs without weights."""
     from avgen.codecs.presets import tiny_audio_codec, tiny_video_codec
     from avgen.models.transformer import CausalAVTransformer
     from avgen.pipelines.mutual_forcing import MutualForcingPipeline
@@ -30,7 +33,7 @@ def random_tiny_pipeline(pipeline: str = "rolling"):
     torch.manual_seed(0)
     cls = RollingForcingPipeline if pipeline == "rolling" else MutualForcingPipeline
     return cls(
-        transformer=CausalAVTransformer.from_preset("tiny").eval(),
+        transformer=CausalAVTransformer.from_preset("tiny", audio_conditioning=True, video_conditioning=True).eval(),
         vae=tiny_video_codec().eval(),
         audio_codec=tiny_audio_codec().eval(),
         text_encoder=WorldTextEncoder().eval(),

@@ -45,6 +45,21 @@ def test_generate_plays_video_with_sound_while_it_is_made(page, tmp_path):
     assert page.locator("#download a").first.get_attribute("href").endswith(".mp4")
 
 
+def test_a_silent_video_given_to_voice_plays_with_sound(page, tmp_path):
+    from avgen.media import write_mp4
+    from avgen.world.clip import sample_clip
+
+    silent = sample_clip(4, split="held-out").render(0, 48)  # 3 s
+    write_mp4(tmp_path / "silent.mp4", silent.frames, None, 16, 16000)
+    page.locator("#voice input[type=file]").set_input_files(tmp_path / "silent.mp4")
+    page.locator("#generate").click()
+    page.wait_for_function(f"() => ({PLAYBACK})()?.time > 0.5", timeout=60_000)
+    assert page.evaluate(PLAYBACK)["audioBytes"] > 0  # the given picture came back with a voice
+    done = "() => document.querySelector('#status').innerText.includes('Done (voicing the given video)')"
+    page.wait_for_function(done, timeout=60_000)
+    assert page.locator("#download a").first.get_attribute("href").endswith(".mp4")
+
+
 def test_bad_input_shows_a_message_in_the_page(page, tmp_path):
     (tmp_path / "notes.png").write_text("not a picture")
     Image.new("RGB", (16, 16), "red").save(tmp_path / "tiny.png")

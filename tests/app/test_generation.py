@@ -146,17 +146,17 @@ def silent_clip(tmp_path):
     return tmp_path / "silent.mp4", chunk.frames
 
 
-def test_a_video_to_voice_is_refused_by_a_model_not_trained_for_it(model, tmp_path, silent_clip):
+def test_a_video_to_voice_is_refused_by_a_model_not_trained_for_it(tmp_path, silent_clip):
+    speaking_only = load_model(None, untrained=True)
+    speaking_only.pipelines["rolling"].transformer.register_to_config(video_conditioning=False)
     with pytest.raises(ValueError, match="not trained to voice a given video"):
-        Generation(model, dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
+        Generation(speaking_only, dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
 
 
 def test_a_video_to_voice_streams_its_own_frames_with_generated_sound(tmp_path, silent_clip):
     from avgen.app.ui import status_text
 
-    dubbing = load_model(None, untrained=True)
-    dubbing.pipelines["rolling"].transformer.register_to_config(video_conditioning=True)
-    generation = Generation(dubbing, dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
+    generation = Generation(load_model(None, untrained=True), dub_request(silent_clip[0]), AppConfig(untrained=True), Controls(), tmp_path / "run")
     segments = list(generation.segments())
     assert segments and all(probe(s.path).audio_codec == "flac" for s in segments)  # the segments' lossless sound
     assert "voicing the given video" in status_text(generation.progress, "Done", generation.request)
