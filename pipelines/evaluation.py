@@ -17,7 +17,9 @@ is scored against it.
 through the model's codecs (encoded as training latents are, decoded as the pipelines decode):
 the ceilings a generation's figures are read against, so that a figure lost between the world
 and the screen can be placed in the codecs or in the generator. Each row also says how much the
-mouth moves at all, and a clip of 40 s or more the sync of its first and last 20 s.
+mouth moves at all, the share of its seconds that show each asked-for attribute (a background
+lapsing for a second or two counts against it), and a clip of 40 s or more the sync of its
+first and last 20 s.
 
 Clips are independent, so processes (`workers`), each with its own copy of the pipeline, can
 share them out; a clip's row depends only on its seed, not on which process made it.
@@ -39,6 +41,7 @@ from avgen.codecs.av import AVDecoder, encode_clip
 from avgen.codecs.evaluation import frames_to_video
 from avgen.codecs.precision import cast_codec
 from avgen.metrics import evaluate, measure_sync
+from avgen.metrics.attributes import READ_ATTRIBUTES
 from avgen.world.clip import sample_clip
 from avgen.world.paraphrase import evaluation_prompt
 
@@ -112,6 +115,7 @@ def evaluate_clip(
         "matches": report["adherence"]["matches"],
         "read": {name: report["attributes"][name] for name in report["adherence"]["matches"]},
         "delta_drift": report.get("drift", {}).get("delta_drift_levels"),
+        "seconds_matching": report.get("drift", {}).get("seconds_matching"),
         "realtime_factor": round(len(frames) / pipe.fps / wall, 3) if wall else None,
     }
     segment = round(SEGMENT_SECONDS * pipe.fps)
@@ -121,7 +125,7 @@ def evaluate_clip(
         last = measure_sync(frames[-segment:], audio[:, (len(frames) - segment) * samples :], pipe.fps, pipe.sample_rate)
         row.update(confidence_first_segment=round(first.confidence, 4), confidence_last_segment=round(last.confidence, 4))
     if dub:  # the picture is the world's own: nothing of it was generated
-        row.update(adherence=None, matches=None, read=None, delta_drift=None)
+        row.update(adherence=None, matches=None, read=None, delta_drift=None, seconds_matching=None)
     return row
 
 
@@ -191,6 +195,7 @@ def summarize(rows: list[dict]) -> dict:
     """The table's figures over evaluated clips (rows of `evaluate_clip`)."""
     offsets = [row["offset_frames"] for row in rows]
     drifts = [row["delta_drift"] for row in rows if row["delta_drift"] is not None]
+    lasting = [row["seconds_matching"] for row in rows if row.get("seconds_matching")]
     judged = [row for row in rows if row["adherence"] is not None]  # none when dubbing
     speeds = [row["realtime_factor"] for row in rows if row["realtime_factor"] is not None]  # none for the world's clips
     segments = {
@@ -209,6 +214,12 @@ def summarize(rows: list[dict]) -> dict:
             name: round(float(np.mean([row["matches"][name] for row in judged])), 4) for name in judged[0]["matches"]
         } if judged else None,
         "delta_drift_mean": round(float(np.mean(drifts)), 4) if drifts else None,
+        # The worst clip's share of seconds that show each asked-for attribute: a lapse anywhere shows.
+        "seconds_matching_worst_clip": {
+            name: min(shares[name] for shares in lasting if name in shares)
+            for name in READ_ATTRIBUTES
+            if any(name in shares for shares in lasting)
+        } if lasting else None,
         "realtime_factor_median": round(statistics.median(speeds), 3) if speeds else None,
     }
 

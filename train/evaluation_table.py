@@ -20,6 +20,12 @@ COLUMNS = [
     ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
     ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
 ]
+WORST_SECONDS = "background seconds (worst clip)"
+
+
+def worst_background(figures: dict) -> str:
+    worst = (figures.get("seconds_matching_worst_clip") or {}).get("background")  # older rows lack it
+    return f"{worst:.0%}" if worst is not None else "n/a"
 BY_ATTRIBUTE = "adherence: " + " / ".join(name.replace("_", " ") for name in READ_ATTRIBUTES)
 
 
@@ -49,13 +55,13 @@ def seeds(figures: dict) -> str:
 
 
 def table(folder: Path) -> str:
-    header = [name for name, _, _ in COLUMNS] + [BY_ATTRIBUTE]
+    header = [name for name, _, _ in COLUMNS] + [WORST_SECONDS, BY_ATTRIBUTE]
     lines = ["| run | weights and sampler | seeds | clips x seconds | " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * (4 + len(header)))
     for path in sorted(folder.glob("*.json")):
         figures = json.loads(path.read_text())
         cells = [fmt.format(figures[key]) if figures.get(key) is not None else "n/a" for _, key, fmt in COLUMNS]
-        cells.append(by_attribute(figures))
+        cells += [worst_background(figures), by_attribute(figures)]
         lines.append(
             f"| {path.stem} | {describe(figures)} | {seeds(figures)} | {figures['clips']} x {figures['seconds']:g} | " + " | ".join(cells) + " |"
         )

@@ -58,5 +58,7 @@ def evaluate(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int
             "delta_agreement": round(drift.delta_agreement, 4),
             "window_seconds": drift.window_seconds,
             "agreement_per_second": [round(a, 4) for a in drift.agreement.tolist()],
+            # Share of whole seconds whose majority reading is the expected one, per attribute.
+            "seconds_matching": {name: round(float(matching.mean()), 4) for name, matching in drift.seconds_matching.items()},
         }
     return report

@@ -86,6 +86,12 @@ def agreement(per_frame: dict[str, list[str | None]], expected: dict[str, str]) 
     return hits.mean(axis=0)
 
 
+def majority_per_second(values: list[str | None], frames_per_second: int) -> list[str | None]:
+    """The majority reading of each whole second of per-frame readings (a trailing part second is dropped)."""
+    whole = len(values) - len(values) % frames_per_second
+    return [_majority(values[start : start + frames_per_second]) for start in range(0, whole, frames_per_second)]
+
+
 def _majority(values: list[str | None]) -> str | None:
     counts = Counter(value for value in values if value is not None)
     return counts.most_common(1)[0][0] if counts else None

@@ -7,6 +7,8 @@ and the last 5 s of a video), with two scores that need no learned judge:
   * attribute agreement: the fraction of frames whose read-back face colour, background and
     shape match a reference (the prompt's attributes, or else the clip's own majority);
     Δagreement is the first window's agreement minus the last window's.
+A lapse that comes back (a background that turns grey for two seconds, then mint again) moves
+neither window: each second's majority reading, matched against the reference, shows it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avgen.metrics.attributes import AttributeReading, agreement, read_attributes
+from avgen.metrics.attributes import READ_ATTRIBUTES, AttributeReading, agreement, majority_per_second, read_attributes
 
 WINDOW_SECONDS = 5.0
 
@@ -27,6 +29,7 @@ class DriftResult:
     delta_drift: float  # mean |stats(last window) - stats(first window)|, 8-bit levels
     delta_agreement: float  # agreement(first window) - agreement(last window)
     window_seconds: float  # length of the first/last windows actually compared
+    seconds_matching: dict[str, np.ndarray]  # per reference attribute: (K,) bool, each second's majority matches
 
 
 def measure_drift(
@@ -57,6 +60,11 @@ def measure_drift(
     reference = reference if reference else attributes.as_dict()
     per_second_agreement = agreement(per_frame, reference).reshape(seconds, fps_int).mean(axis=1)
 
+    seconds_matching = {
+        name: np.array([reading == reference[name] for reading in majority_per_second(per_frame[name], fps_int)])
+        for name in READ_ATTRIBUTES
+        if reference.get(name) is not None
+    }
     window = int(min(window_seconds, seconds // 2))
     first, last = slice(0, window), slice(seconds - window, seconds)
     return DriftResult(
@@ -65,4 +73,5 @@ def measure_drift(
         delta_drift=float(np.abs(statistics[last].mean(axis=0) - statistics[first].mean(axis=0)).mean()),
         delta_agreement=float(per_second_agreement[first].mean() - per_second_agreement[last].mean()),
         window_seconds=float(window),
+        seconds_matching=seconds_matching,
     )

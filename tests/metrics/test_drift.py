@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,18 @@ def test_character_that_changes_loses_agreement():
     assert drift.delta_agreement > 0.9
 
 
+def test_a_background_that_lapses_and_comes_back_shows_in_its_seconds_not_in_delta_agreement():
+    """Seconds 5 and 6 of 12 on a grey background instead of mint: both windows look fine."""
+    clip = Clip(Character("round", "red", "dot", "mint", "deep"), 3)
+    frames = clip.render(0, 16 * 12).frames
+    frames[5 * 16 : 7 * 16] = Clip(replace(clip.character, background="grey"), 3).render(5 * 16, 2 * 16).frames
+    drift = measure_drift(frames, 16, reference={"face_colour": "red", "background": "mint"})
+    assert drift.delta_agreement == 0.0
+    assert set(drift.seconds_matching) == {"face_colour", "background"}
+    assert drift.seconds_matching["face_colour"].all()
+    assert np.flatnonzero(~drift.seconds_matching["background"]).tolist() == [5, 6]
+
+
 def test_short_clips_compare_halves_and_tiny_ones_are_refused(clip_frames):
     assert measure_drift(clip_frames[:64], 16).window_seconds == 2
     with pytest.raises(ValueError, match="at least 2 s"):
@@ -47,5 +61,6 @@ def test_evaluate_reports_everything_against_the_prompt():
     assert sync["mouth_motion_pixels"] == round(float(np.std(mouth_openness(chunk.frames))), 4)
     assert report["adherence"]["score"] == 1.0
     assert report["drift"]["delta_drift_levels"] < 1.0
+    assert report["drift"]["seconds_matching"] == {"shape": 1.0, "face_colour": 1.0, "background": 1.0}
     wrong = evaluate(chunk.frames, chunk.audio, 16, 16000, prompt="a purple oval face on a sand background")
     assert wrong["adherence"]["score"] < 1.0

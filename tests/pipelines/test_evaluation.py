@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from avgen import RollingForcingPipeline
 from avgen.pipelines.evaluation import evaluate_pipeline
-from avgen.world.clip import sample_clip
+from avgen.world.clip import Clip, sample_clip
 from avgen.world.paraphrase import EVALUATION_TEMPLATES, evaluation_prompt
 
 
@@ -58,6 +59,30 @@ def test_world_clips_score_perfectly_and_grey_pictures_do_not():
     character = sample_clip(0, split="held-out").character
     assert truth["rows"][0]["read"] == {"shape": character.shape, "face_colour": character.face_colour, "background": character.background}
     assert grey["rows"][0]["read"]["face_colour"] != character.face_colour
+
+
+class LapsingPipeline(KnownPipeline):
+    """The world's clips, but the first one's background is another for its seconds 2 and 3."""
+
+    def stream(self, prompt, seconds, generator, **settings):
+        clip = self.clips[prompt]
+        lapse = Clip(replace(clip.character, background="navy" if clip.character.background != "navy" else "mint"), clip.seed)
+        for start, piece in zip(range(0, round(seconds * self.fps), 4), super().stream(prompt, seconds, generator, **settings)):
+            if clip is self.first and 2 * self.fps <= start < 4 * self.fps:
+                piece.frames = lapse.render(start, 4).frames[None]
+            yield piece
+
+    @property
+    def first(self):
+        return next(iter(self.clips.values()))
+
+
+def test_the_worst_clip_shows_a_background_lapse_the_majority_reading_hides():
+    lapsing = evaluate_pipeline(LapsingPipeline(True, range(2)), clips=2, seconds=8.0)
+    assert lapsing["attribute_adherence"] == 1.0  # 6 of 8 seconds still carry the clip's majority
+    assert lapsing["rows"][0]["seconds_matching"]["background"] == 0.75
+    assert lapsing["rows"][1]["seconds_matching"] == {"shape": 1.0, "face_colour": 1.0, "background": 1.0}
+    assert lapsing["seconds_matching_worst_clip"] == {"shape": 1.0, "face_colour": 1.0, "background": 0.75}
 
 
 def test_held_out_paraphrases_ask_for_the_same_characters_and_are_judged_by_them():
