@@ -31,7 +31,15 @@ run paraphrases-rolling-4-steps --model "$MODEL" --phrasing paraphrases --clips 
 # on the machines it has run on).
 run chunkwise-4-steps --model "$MODEL" --window 1 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
-# The bars' rows above and here; the 6-s rows after them are the smaller comparisons.
+# Dubbing: each clip's own video given, the voice generated and scored against its mouth.
+run dub-rolling-4-steps --model "$MODEL" --dub --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+# Where lip motion is lost (issue 31), read against the rows above: the clips as the world
+# renders them, through the model's codecs, and the mouth the model makes under the clip's voice.
+run world-clips --model "$MODEL" --source world --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+run codec-clips --model "$MODEL" --source codecs --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+run driven-rolling-4-steps --model "$MODEL" --drive --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+# The bars' rows above and here (2-minute rows also give the sync of their first and last 20 s);
+# the 6-s rows after them are the smaller comparisons.
 run long-rolling --model "$MODEL" --clips "$LONG" --seconds "$SECONDS_LONG"
 run long-chunkwise --model "$MODEL" --window 1 --clips "$LONG" --seconds "$SECONDS_LONG"
 run long-rolling-no-sink --model "$MODEL" --sink-chunks 0 --cache-chunks 5 --clips "$LONG" --seconds "$SECONDS_LONG"
