@@ -97,6 +97,10 @@ class TrainingConfig:
     # denoised, whose losses are the audio's alone: the model learns to voice a given video
     # (dubbing: `video=` in the pipelines), and records so in its config (video_conditioning).
     dub_probability: float = 0.0
+    # Stage 4: its mirror, share of steps rolled out with the real audio given clean and only the
+    # video denoised, whose losses are the video's alone: the mouth made for a given voice, the
+    # path that carries the voice into the lips (audio_conditioning).
+    drive_probability: float = 0.0
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
@@ -137,6 +141,7 @@ class TrainingConfig:
             (0 <= self.chunkwise_probability <= 1, "chunkwise_probability", "in [0, 1]"),
             (0 <= self.opening_probability <= 1, "opening_probability", "in [0, 1]"),
             (0 <= self.dub_probability <= 1, "dub_probability", "in [0, 1]"),
+            (0 <= self.drive_probability <= 1 - self.dub_probability, "drive_probability", "in [0, 1 - dub_probability]"),
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),

@@ -20,7 +20,9 @@ forward of a step (rollouts included) and one backward follows:
    losses on one chunk at one of its levels; another (`opening_probability`) takes them
    while chunk 0 is denoised, where the prompt alone sets the character; another
    (`dub_probability`) is rolled out with the real video given clean at t = 0, only its audio
-   denoised, and takes the audio's losses alone: voicing a given video (dubbing) in both modes.
+   denoised, and takes the audio's losses alone: voicing a given video (dubbing) in both modes;
+   its mirror (`drive_probability`) gives the real audio and trains the video alone: a mouth
+   made for a given voice, the path that carries the voice into the lips.
 
 In every stage a share of samples (`prompt_dropout`) trains with the empty prompt: the
 unconditional mode of classifier-free guidance.
@@ -145,7 +147,7 @@ class Objective(nn.Module):
             batch = {**batch, "prompts": ["" if drop else prompt for prompt, drop in zip(batch["prompts"], dropped)]}
         losses = self.losses(batch, draws)
         total = sum(weight * value for weight, value in losses.values())
-        # A term at weight 0 (the video's on a dubbing step) is in the graph but not trained: not logged.
+        # A term at weight 0 (a given modality's) is in the graph but not trained: not logged.
         return total, {name: value.detach() for name, (weight, value) in losses.items() if weight != 0}
 
     def losses(self, batch: dict, draws: Draws) -> dict[str, tuple[float, torch.Tensor]]:
@@ -222,11 +224,15 @@ class SelfForcedObjective(Objective):
         half = d / 2
         return torch.where(half >= self.config.distill_min_step - 1e-9, half, torch.zeros_like(half))
 
-    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint, video_given: bool = False):
-        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc). A given video is clean: t = d = 0."""
+    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint, given: str | None = None):
+        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc). A given modality is clean: t = d = 0."""
         cache.clear_text()  # text keys/values are recomputed so that they carry this call's gradient
-        t_video, d_video = (torch.zeros_like(t), torch.zeros_like(d)) if video_given else (t, d)
-        output = transformer.forward_chunks(cache, video, audio, t_video, t, d_video, d, encoder_hidden_states=embeds, joint=joint)
+        clean = (torch.zeros_like(t), torch.zeros_like(d))
+        t_video, d_video = clean if given == "video" else (t, d)
+        t_audio, d_audio = clean if given == "audio" else (t, d)
+        output = transformer.forward_chunks(
+            cache, video, audio, t_video, t_audio, d_video, d_audio, encoder_hidden_states=embeds, joint=joint
+        )
         return output.video, output.audio
 
     def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
@@ -237,7 +243,7 @@ class SelfForcedObjective(Objective):
 
     def window_losses(
         self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool,
-        video_given: bool = False,
+        given: str | None = None,
     ) -> dict:  # fmt: skip
         """Both losses on a window read against the self-generated cache.
 
@@ -246,35 +252,31 @@ class SelfForcedObjective(Objective):
             real: (video, audio) of the real chunks at the same places.
             video_weight: (B, 1, F, h, w) loss weights of the window's video positions, from the real clip.
             t, d: (B, Nc) levels and few-step jump sizes of the window's chunks.
-            video_given: the window's video is the real one, clean (dubbing): it never moves, and its
-                losses weigh 0 (kept in the graph, so that every parameter has a gradient under DDP;
-                not logged).
+            given: "video" or "audio" when that modality of the window is the real one, clean
+                (dubbing, driving): it never moves, and its losses weigh 0 (kept in the graph, so
+                that every parameter has a gradient under DDP; not logged).
         """
-        video, audio = noisy
+        kinds = ("video", "audio")
         with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
             half = self.half_step(d)
-            first = self.velocity(self.target_transformer, cache, video, audio, t, half, target_embeds, joint, video_given)
-            middle = [self.jump(x, v, d / 2, kind) for x, v, kind in zip((video, audio), first, ("video", "audio"))]
-            if video_given:
-                middle[0] = video
-            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint, video_given)
+            first = self.velocity(self.target_transformer, cache, *noisy, t, half, target_embeds, joint, given)
+            middle = [x if kind == given else self.jump(x, v, d / 2, kind) for x, v, kind in zip(noisy, first, kinds)]
+            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint, given)
             targets = [(a + b) / 2 for a, b in zip(first, second)]
-        real_video, real_audio = real
-        noise_video, noise_audio = draws.normal(*real_video.shape[1:]), draws.normal(*real_audio.shape[1:])
-        flow = self.velocity(
-            self.transformer, cache,
-            real_video if video_given else self.noised(real_video, noise_video, t, "video"),
-            self.noised(real_audio, noise_audio, t, "audio"),
-            t, torch.zeros_like(t), embeds, joint, video_given,
-        )  # fmt: skip
-        student = self.velocity(self.transformer, cache, video, audio, t, d, embeds, joint, video_given)
-        weight, video_scale = self.config.distill_weight, 0.0 if video_given else 1.0
-        return {
-            "fm_video": (video_scale, per_sample_mse(flow[0], noise_video - real_video, video_weight).mean()),
-            "fm_audio": (1.0, per_sample_mse(flow[1], noise_audio - real_audio).mean()),
-            "sd_video": (video_scale * weight, per_sample_mse(student[0], targets[0], video_weight).mean()),
-            "sd_audio": (weight, per_sample_mse(student[1], targets[1]).mean()),
-        }
+        noises = [draws.normal(*x.shape[1:]) for x in real]
+        flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
+        flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, joint, given)
+        student = self.velocity(self.transformer, cache, *noisy, t, d, embeds, joint, given)
+        weights, scales = (video_weight, None), [0.0 if kind == given else 1.0 for kind in kinds]
+        fm = {
+            f"fm_{kind}": (scales[i], per_sample_mse(flow[i], noises[i] - real[i], weights[i]).mean())
+            for i, kind in enumerate(kinds)
+        }  # fmt: skip
+        sd = {
+            f"sd_{kind}": (scales[i] * self.config.distill_weight, per_sample_mse(student[i], targets[i], weights[i]).mean())
+            for i, kind in enumerate(kinds)
+        }  # fmt: skip
+        return fm | sd
 
     def jump(self, x: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor, kind: str) -> torch.Tensor:
         """Every chunk of x moved along `velocity` by its own jump size, (B, Nc)."""
@@ -348,13 +350,29 @@ class Rolling(SelfForcedObjective):
             return list(range(num_chunks * self.config.few_steps))
         return list(range(window - 1, num_chunks, window))
 
+    def given_modality(self, draws: Draws) -> str | None:
+        """The modality this step holds real and clean: "video" (dubbing), "audio" (driving) or None.
+
+        Each is drawn only when asked for, so that a run without it draws what it drew before;
+        driving's draw is conditional on not dubbing, so that `drive_probability` is its share of all steps.
+        """
+        dub, drive = self.config.dub_probability, self.config.drive_probability
+        if dub > 0 and draws.shared_bool(dub):
+            return "video"
+        if drive > 0 and draws.shared_bool(drive / (1 - dub)):
+            return "audio"
+        return None
+
     def losses(self, batch, draws):
         num_chunks = batch["video"].shape[2] // self.frames_per_chunk
         window = 1 if draws.shared_bool(self.config.chunkwise_probability) else self.config.few_steps
         # Drawn only when asked for, so that runs without openings draw the same ticks as before.
         opening = self.config.opening_probability > 0 and draws.shared_bool(self.config.opening_probability)
-        dubbing = self.config.dub_probability > 0 and draws.shared_bool(self.config.dub_probability)
-        given = {"video": lambda index: chunk_slice(batch["video"], index, index + 1, self.frames_per_chunk)} if dubbing else None
+        given_kind = self.given_modality(draws)
+        given = None
+        if given_kind:
+            per_chunk = self.per_chunk(given_kind)
+            given = {given_kind: lambda index: chunk_slice(batch[given_kind], index, index + 1, per_chunk)}
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
@@ -379,7 +397,7 @@ class Rolling(SelfForcedObjective):
                     self.window_losses(
                         denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
                         levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
-                        video_given=dubbing,
+                        given=given_kind,
                     )  # fmt: skip
                 )
 

@@ -88,6 +88,8 @@ class Trainer:
             generator.transformer.register_to_config(audio_conditioning=True)
         if config.stage == "rolling" and config.dub_probability > 0:
             generator.transformer.register_to_config(video_conditioning=True)
+        if config.stage == "rolling" and config.drive_probability > 0:
+            generator.transformer.register_to_config(audio_conditioning=True)
         if config.gradient_checkpointing:
             generator.transformer.enable_gradient_checkpointing()
         if config.video_learning_rate_scale == 0 and generator.transformer.video is not None:

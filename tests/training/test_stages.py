@@ -160,26 +160,33 @@ def test_gradient_checkpointing_gives_the_same_gradients(small_config):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
-def test_rolling_stage_dubbing_steps_give_the_real_video_clean_and_train_the_audio_alone(small_config, monkeypatch):
-    """dub_probability 1: the rollout holds the real video at t = 0, the loss window's video is the
-    real clip's, only the audio's losses count, and the model records that it voices a given video."""
+@pytest.mark.parametrize(
+    "option, held, trained, recorded",
+    [("dub_probability", "video", "audio", "video_conditioning"), ("drive_probability", "audio", "video", "audio_conditioning")],
+)
+def test_rolling_stage_steps_with_a_given_modality_hold_it_real_and_clean_and_train_the_other_alone(
+    small_config, monkeypatch, option, held, trained, recorded
+):
+    """dub_probability 1 (drive_probability 1): the rollout holds the real video (audio) at t = 0,
+    the loss window's video (audio) is the real clip's, only the other modality's losses count,
+    and the model records that it was trained so."""
     from avgen.training import objectives
 
-    given_to_rollout, window_videos = [], []
+    given_to_rollout, windows = [], []
     rollout = objectives.rollout
 
     def recording_rollout(denoiser, noise, levels, window, few_step, before_tick=None, given=None, **kwargs):
         given_to_rollout.append(given)
 
         def recording_before_tick(tick, active, t, t_next):
-            window_videos.append((active[0].index, torch.cat([chunk.video for chunk in active], 2)))
+            windows.append((active[0].index, torch.cat([getattr(chunk, held) for chunk in active], 2)))
             before_tick(tick, active, t, t_next)
 
         return rollout(denoiser, noise, levels, window, few_step, before_tick=recording_before_tick, given=given, **kwargs)
 
-    trainer = Trainer(small_config("rolling", steps=1, clip_chunks=5, few_steps=2, dub_probability=1.0), progress=False)
-    assert trainer.generator.transformer.config.video_conditioning
-    with torch.no_grad():  # fusion, zero at a fresh start, carries the video to the audio
+    trainer = Trainer(small_config("rolling", steps=1, clip_chunks=5, few_steps=2, **{option: 1.0}), progress=False)
+    assert getattr(trainer.generator.transformer.config, recorded)
+    with torch.no_grad():  # fusion, zero at a fresh start, carries one modality to the other
         for parameter in trainer.generator.transformer.fusion_blocks.parameters():
             parameter.add_(0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
     monkeypatch.setattr(objectives, "rollout", recording_rollout)
@@ -187,14 +194,20 @@ def test_rolling_stage_dubbing_steps_give_the_real_video_clean_and_train_the_aud
     draws = lambda: Draws(0, 0, [0, 1], trainer.processes.device)  # noqa: E731
     with torch.no_grad():
         loss, metrics = trainer.objective(batch, draws())
-    assert list(given_to_rollout[0]) == ["video"]
-    frames = trainer.objective.frames_per_chunk
-    for first, video in window_videos:
-        assert torch.equal(video, batch["video"][:, :, first * frames : first * frames + video.shape[2]])
-    assert set(metrics) == {"fm_audio", "sd_audio"}  # the video's terms weigh 0: not logged
-    assert float(loss) == pytest.approx(float(metrics["fm_audio"] + trainer.config.distill_weight * metrics["sd_audio"]), rel=1e-5)
-    # The audio's losses read the given video: another clip's video changes them.
-    swapped = {**batch, "video": batch["video"].flip(0)}
+    assert list(given_to_rollout[0]) == [held]
+    per_chunk = trainer.objective.per_chunk(held)
+    for first, latents in windows:
+        assert torch.equal(latents, batch[held][:, :, first * per_chunk : first * per_chunk + latents.shape[2]])
+    assert set(metrics) == {f"fm_{trained}", f"sd_{trained}"}  # the given modality's terms weigh 0: not logged
+    expected = metrics[f"fm_{trained}"] + trainer.config.distill_weight * metrics[f"sd_{trained}"]
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    # The trained modality's losses read the given one: another clip's changes them.
+    swapped = {**batch, held: batch[held].flip(0)}
     with torch.no_grad():
         _, other = trainer.objective(swapped, draws())
-    assert float(other["fm_audio"]) != float(metrics["fm_audio"])
+    assert float(other[f"fm_{trained}"]) != float(metrics[f"fm_{trained}"])
+
+
+def test_dubbing_and_driving_shares_may_not_exceed_all_steps(small_config):
+    with pytest.raises(ValueError, match="drive_probability"):
+        small_config("rolling", dub_probability=0.6, drive_probability=0.5)
