@@ -4,8 +4,9 @@
 # torch thread each (2-core machine); a clip's figures depend only on its seed.
 #   CLIPS=50 SECONDS_MAIN=20 bash train/avgen_tiny_eval.sh
 # Seeds: held-out characters SEED..SEED+N-1. Choices are made on seeds 0-49 (SEED=0, the
-# validation rows). 350 and up are the test seeds of the sentence-encoder release, which no choice
-# has seen (its first rows, on 300-349, led to training on longer clips, so they count as seen).
+# validation rows). 350 and up are the test seeds of the sentence-encoder and dubbing releases,
+# which no choice has seen (the first rows on 300-349 led to training on longer clips, so they
+# count as seen). The 6-s rows at the end were last run for the world-encoder release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AVGEN=${AVGEN:-.venv/bin/avgen}
