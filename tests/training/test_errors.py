@@ -38,7 +38,8 @@ SHIPPED = {
     "pretrain.yaml": "pretrain", "couple.yaml": "couple", "mutual_forcing.yaml": "mutual_forcing", "rolling.yaml": "rolling",
     "text_encoder.yaml": "text_encoder", "dubbing.yaml": "rolling", "from_video_model/audio_tower.yaml": "pretrain",
     "from_video_model/couple.yaml": "couple", "from_video_model/mutual_forcing.yaml": "mutual_forcing",
-    "from_video_model/rolling.yaml": "rolling",
+    "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
+    "experiments/mouth-weight.yaml": "rolling",
 }  # fmt: skip
 
 
