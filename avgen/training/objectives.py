@@ -267,16 +267,14 @@ class SelfForcedObjective(Objective):
         flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
         flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, joint, given)
         student = self.velocity(self.transformer, cache, *noisy, t, d, embeds, joint, given)
-        weights, scales = (video_weight, None), [0.0 if kind == given else 1.0 for kind in kinds]
-        fm = {
-            f"fm_{kind}": (scales[i], per_sample_mse(flow[i], noises[i] - real[i], weights[i]).mean())
-            for i, kind in enumerate(kinds)
-        }  # fmt: skip
-        sd = {
-            f"sd_{kind}": (scales[i] * self.config.distill_weight, per_sample_mse(student[i], targets[i], weights[i]).mean())
-            for i, kind in enumerate(kinds)
-        }  # fmt: skip
-        return fm | sd
+        flow_targets = [noise - x for noise, x in zip(noises, real)]
+        position_weights = {"video": video_weight, "audio": None}
+        losses = {}
+        for mode, predictions, goals, scale in (("fm", flow, flow_targets, 1.0), ("sd", student, targets, self.config.distill_weight)):
+            for kind, prediction, goal in zip(kinds, predictions, goals):
+                loss = per_sample_mse(prediction, goal, position_weights[kind]).mean()
+                losses[f"{mode}_{kind}"] = (0.0 if kind == given else scale, loss)
+        return losses
 
     def jump(self, x: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor, kind: str) -> torch.Tensor:
         """Every chunk of x moved along `velocity` by its own jump size, (B, Nc)."""
