@@ -26,11 +26,14 @@ def narrow_codecs():
 
 
 OFFICIAL_TINY = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official-tiny"
+OFFICIAL_TINY_MISSING = f"the official-tiny fixture is not at {OFFICIAL_TINY} (it lives in shared/ beside the checkout)"
+# For modules that read the fixture's files at import or in module-level fixtures.
+needs_official_tiny = pytest.mark.skipif(not (OFFICIAL_TINY / "inputs.pt").is_file(), reason=OFFICIAL_TINY_MISSING)
 
 
 @pytest.fixture(scope="session")
 def official_tiny() -> Path:
     """The official samplers' outputs on a tiny random model (shared/fixtures/official-tiny, beside the checkout)."""
     if not (OFFICIAL_TINY / "inputs.pt").is_file():
-        pytest.skip(f"the official-tiny fixture is not at {OFFICIAL_TINY} (it lives in shared/ beside the checkout)")
+        pytest.skip(OFFICIAL_TINY_MISSING)
     return OFFICIAL_TINY

@@ -13,6 +13,9 @@ from avgen.convert.checkpoint import check_matches_base, load_generator, to_diff
 from avgen.models import CausalAVTransformer
 
 from ..conftest import OFFICIAL_TINY as FIXTURES
+from ..conftest import needs_official_tiny
+
+pytestmark = needs_official_tiny
 
 CHECKPOINT = FIXTURES / "tiny_self_forcing_format.pt"
 

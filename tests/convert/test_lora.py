@@ -10,7 +10,9 @@ from avgen.convert.checkpoint import load_generator, to_diffusers
 from avgen.convert.lora import load_lora, merge_lora
 from avgen.models import CausalAVTransformer
 
-from ..conftest import OFFICIAL_TINY
+from ..conftest import OFFICIAL_TINY, needs_official_tiny
+
+pytestmark = needs_official_tiny
 
 CHECKPOINT = OFFICIAL_TINY / "tiny_self_forcing_format.pt"
 RANK, ALPHA = 4, 8.0
