@@ -1,7 +1,8 @@
 """Benchmark: a converted Wan2.1-T2V-1.3B-sized model streaming through RollingForcingPipeline.
 
-    python -m avgen.pipelines.wan_benchmark --device cuda --dtype bf16 [--backends sdpa,flex,flash] [--modes eager,compiled,cudagraphs] [--json]
+    python -m avgen.pipelines.wan_benchmark --device cuda --dtype bf16 [--vae-dtype bf16] [--backends sdpa,flex,flash] [--modes eager,compiled,cudagraphs] [--json]
     python -m avgen.pipelines.wan_benchmark --size tiny --device cpu     # the same path at a CPU size
+    python -m avgen.pipelines.wan_benchmark --latent                     # the transformer alone (no VAE decode)
 
 Random weights of the real shapes (what `avgen convert` builds: a video-only transformer of
 30 blocks of 1536 channels, Wan2.1's VAE) under the Rolling Forcing recipe at 832x480: the
@@ -9,7 +10,8 @@ weights decide nothing about speed. For each attention backend and each way of r
 transformer (eager; its stages compiled by torch.compile; compiled with CUDA graphs, mode
 "reduce-overhead") it streams `chunks` chunks with the VAE's streaming decode and reports time
 to first frame, steady-state frames per second (chunks after the window is full, decode
-included) and peak GPU memory. Anchors from
+included) and peak GPU memory, and how far each way's output lies from eager's on the same seed
+(the largest difference of a pixel, in 0-255 levels; of a latent with --latent). Anchors from
 the papers: Rolling Forcing 15.79 FPS, Self-Forcing 17.0 FPS (H100), LongLive 20.7 FPS (H100).
 """
 
@@ -36,7 +38,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 MODES = {"eager": None, "compiled": {}, "cudagraphs": {"mode": "reduce-overhead"}}
 
 
-def wan_pipeline(size: str, device: str, dtype: torch.dtype):
+def wan_pipeline(size: str, device: str, dtype: torch.dtype, vae_dtype: torch.dtype = torch.float32):
     """A RollingForcingPipeline with random weights of `size`, configured as `avgen convert --recipe rolling-forcing`."""
     from avgen.codecs.video import VideoCodec
     from avgen.convert.recipes import recipe
@@ -55,7 +57,8 @@ def wan_pipeline(size: str, device: str, dtype: torch.dtype):
         scheduler=FlowMatchShortcutScheduler(**settings.scheduler_config()), height=height, width=width,
         **settings.sampling_defaults(),
     )
-    torch.nn.Module.to(transformer, dtype=dtype)  # the VAE stays fp32, as Wan runs it
+    torch.nn.Module.to(transformer, dtype=dtype)
+    torch.nn.Module.to(vae, dtype=vae_dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -65,8 +68,11 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def benchmark_backend(pipe, backend: str, mode: str, chunks: int, device: str, text_tokens: int) -> dict:
-    """Time to first frame (compilation included), steady frames per second and peak memory of one stream."""
+def benchmark_backend(
+    pipe, backend: str, mode: str, chunks: int, device: str, text_tokens: int, output_type: str
+) -> tuple[dict, torch.Tensor]:
+    """Time to first frame (compilation included), steady frames per second and peak memory of one
+    stream, and the stream's output: (chunks * F, H, W, 3) frames, or (C, chunks * f, h, w) latents."""
     from avgen.models.compilation import eager_stages, is_compiled
 
     pipe.transformer.set_attention_backend(backend)
@@ -75,25 +81,30 @@ def benchmark_backend(pipe, backend: str, mode: str, chunks: int, device: str, t
     torch._dynamo.reset()
     if MODES[mode] is not None:
         pipe.transformer.compile(**MODES[mode])
-    embeds = torch.randn(1, text_tokens, pipe.transformer.config.text_dim, device=device, dtype=pipe.transformer.dtype)
+    # The same prompt for every row, so that the rows' outputs can be compared.
+    embeds = torch.randn(1, text_tokens, pipe.transformer.config.text_dim, generator=torch.Generator().manual_seed(0))
+    embeds = embeds.to(device, pipe.transformer.dtype)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    stream = pipe.stream(prompt_embeds=embeds, generator=torch.Generator().manual_seed(0))
+    stream = pipe.stream(prompt_embeds=embeds, generator=torch.Generator().manual_seed(0), output_type=output_type)
     began = last = time.perf_counter()
-    first_frame, per_chunk = None, []
+    first_frame, per_chunk, outputs = None, [], []
+    # Latents count as the pixel frames they decode to (steady chunks: temporal_compression each).
+    frame_axis, frames_per_item = (2, pipe.vae.temporal_compression) if output_type == "latent" else (1, 1)
     for chunk in stream:
         _synchronize(device)
         now = time.perf_counter()
         if first_frame is None:
             first_frame = now - began
-        per_chunk.append((chunk.frames.shape[1], now - last))
+        per_chunk.append((chunk.frames.shape[frame_axis] * frames_per_item, now - last))
+        outputs.append(torch.as_tensor(chunk.frames[0]).to("cpu", torch.float32))
         last = now
         if len(per_chunk) == chunks:
             break
     stream.close()
     steady = per_chunk[pipe.transformer.config.chunk_frames + 2 :] or per_chunk[1:]  # past the window's warm-up
     frames, seconds = sum(f for f, _ in steady), sum(s for _, s in steady)
-    return {
+    row = {
         "backend": backend,
         "mode": mode if mode == "eager" or is_compiled(pipe.transformer) else f"{mode} (fell back to eager)",
         "time_to_first_frame_s": round(first_frame, 3),
@@ -101,16 +112,19 @@ def benchmark_backend(pipe, backend: str, mode: str, chunks: int, device: str, t
         "ms_per_chunk_median": round(statistics.median(s for _, s in steady) * 1000, 1),
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None,
     }
+    return row, torch.cat(outputs, dim=frame_axis - 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=tuple(SIZES), default="wan-1.3b", help="model size (default wan-1.3b)")
     parser.add_argument("--device", default="cuda", help="torch device (default cuda)")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="transformer dtype (the VAE stays fp32)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="bf16", help="transformer dtype (default bf16)")
+    parser.add_argument("--vae-dtype", choices=tuple(DTYPES), default="fp32", help="VAE dtype (default fp32)")
     parser.add_argument("--backends", default="sdpa", help="comma list of sdpa, flex, flash, xformers")
     parser.add_argument("--modes", default="eager,compiled", help=f"comma list of {', '.join(MODES)} (default eager,compiled)")
     parser.add_argument("--chunks", type=int, default=12, help="chunks to stream per run (3 latent frames each)")
+    parser.add_argument("--latent", action="store_true", help="stream latents: the transformer alone, no VAE decode")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -121,17 +135,34 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"wan_benchmark: error: unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}", file=sys.stderr)
         return 2
-    pipe = wan_pipeline(args.size, args.device, DTYPES[args.dtype])
-    rows = []
+    pipe = wan_pipeline(args.size, args.device, DTYPES[args.dtype], DTYPES[args.vae_dtype])
+    output_type = "latent" if args.latent else "np"
+    rows, eager_output = [], None
     for backend in args.backends.split(","):
         for mode in modes:
             try:
-                rows.append(benchmark_backend(pipe, backend, mode, args.chunks, args.device, SIZES[args.size][4]))
+                row, output = benchmark_backend(pipe, backend, mode, args.chunks, args.device, SIZES[args.size][4], output_type)
             except (ImportError, RuntimeError, ValueError) as error:  # a kernel this machine lacks: say so, go on
-                rows.append({"backend": backend, "mode": mode, "error": str(error).splitlines()[0]})
-    figures = {"size": args.size, "device": args.device, "dtype": args.dtype, "chunks": args.chunks, "rows": rows}
-    print(json.dumps(figures, indent=2) if args.json else "\n".join(json.dumps(row) for row in rows))
+                row = {"backend": backend, "mode": mode, "error": str(error).splitlines()[0]}
+                rows.append(row)
+                _report(row, args.json)
+                continue
+            if eager_output is None and mode == "eager":
+                eager_output = output
+            if eager_output is not None:
+                row["max_abs_diff_vs_eager"] = round((output - eager_output).abs().max().item(), 4)
+            rows.append(row)
+            _report(row, args.json)
+    figures = {"size": args.size, "device": args.device, "dtype": args.dtype, "vae_dtype": args.vae_dtype, "chunks": args.chunks, "output": output_type, "rows": rows}
+    if args.json:
+        print(json.dumps(figures, indent=2))
     return 0
+
+
+def _report(row: dict, as_json: bool) -> None:
+    """A row as soon as it is measured (a long run cut short keeps its rows); --json prints them all at the end."""
+    if not as_json:
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

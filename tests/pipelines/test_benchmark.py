@@ -36,3 +36,16 @@ def test_the_wan_size_benchmark_runs_its_path_at_a_cpu_size(capsys):
     assert "runs only on CUDA" in rows[1]["error"]  # a missing kernel is reported, the run goes on
     assert main([*tiny, "--modes", "eager,graphs"]) == 2
     assert "unknown mode 'graphs'" in capsys.readouterr().err
+
+
+def test_the_wan_size_benchmark_compares_each_way_with_eager_on_the_same_prompt_and_seed(capsys):
+    import json
+
+    from avgen.pipelines.wan_benchmark import main
+
+    tiny = ["--size", "tiny", "--device", "cpu", "--dtype", "fp32", "--chunks", "5", "--json"]
+    for output in ([], ["--latent"]):
+        assert main([*tiny, *output, "--modes", "eager,eager"]) == 0
+        figures = json.loads(capsys.readouterr().out)
+        assert figures["output"] == ("latent" if output else "np")
+        assert [row["max_abs_diff_vs_eager"] for row in figures["rows"]] == [0.0, 0.0]
