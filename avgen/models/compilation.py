@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 
 @dataclass
@@ -27,6 +28,11 @@ class _Compilation:
 
     options: dict
     failed: bool = False
+
+    @property
+    def replays_graphs(self) -> bool:
+        """CUDA graphs (these modes) write each output into memory that the graph's next replay overwrites."""
+        return self.options.get("mode") in ("reduce-overhead", "max-autotune")
 
     def give_up(self, error: Exception) -> None:
         if not self.failed:
@@ -47,10 +53,13 @@ class _CompiledStage:
         if self.compilation.failed:
             return self.eager(*args, **kwargs)
         try:
-            return self.compiled(*args, **kwargs)
+            out = self.compiled(*args, **kwargs)
         except _compile_errors() as error:
             self.compilation.give_up(error)
             return self.eager(*args, **kwargs)
+        # One graph serves every layer: the next layer's replay would overwrite this layer's outputs
+        # while they are still in use, so they are copied out (a small copy next to the stage's work).
+        return tree_map_only(torch.Tensor, torch.clone, out) if self.compilation.replays_graphs else out
 
 
 def _compile_errors() -> tuple[type[Exception], ...]:

@@ -1,3 +1,4 @@
+import copy
 import shutil
 import warnings
 
@@ -51,3 +52,18 @@ def test_a_model_that_cannot_compile_warns_once_and_runs_eager(micro, make_laten
     assert not is_compiled(micro)
     for a, b in zip(eager, fallen_back):
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU; this machine has none")
+def test_cuda_graph_stages_stream_as_eager_does(micro, make_latents):
+    # One graph serves every layer, so a replay overwrote the outputs of the layer before while
+    # they were still in use ("accessing tensor output of CUDAGraphs that has been overwritten").
+    model = copy.deepcopy(micro).to("cuda")
+    video, audio, text = (x.to("cuda") for x in make_latents(model, 3, batch=1))
+    with torch.no_grad():
+        eager = stream(model, video, audio, text, 3)
+        model.compile(mode="reduce-overhead")
+        graphed = stream(model, video, audio, text, 3)
+    assert is_compiled(model)
+    for a, b in zip(eager, graphed):
+        assert (a - b).abs().max() <= 1e-4
