@@ -39,7 +39,8 @@ SHIPPED = {
     "text_encoder.yaml": "text_encoder", "dubbing.yaml": "rolling", "from_video_model/audio_tower.yaml": "pretrain",
     "from_video_model/couple.yaml": "couple", "from_video_model/mutual_forcing.yaml": "mutual_forcing",
     "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
-    "experiments/mouth-weight.yaml": "rolling",
+    "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
+    "experiments/multi-step-rolling.yaml": "rolling",
 }  # fmt: skip
 
 
