@@ -11,8 +11,9 @@ transformer (eager; its stages compiled by torch.compile; compiled with CUDA gra
 "reduce-overhead") it streams `chunks` chunks with the VAE's streaming decode and reports time
 to first frame (of a second stream, after one that paid for start-up and compilation: the
 first's is `cold_first_frame_s`), steady-state frames per second (chunks after the window is
-full, decode included) and peak GPU memory, and how far each way's output lies from eager's on the same seed
-(the largest difference of a pixel, in 0-255 levels; of a latent with --latent). Anchors from
+full, decode included) and peak GPU memory, and how far each way's output lies from eager's on
+the same seed (the largest difference of a pixel, in 0-255 levels; of a latent with --latent).
+On one H200 the README's Speed section has the figures. Anchors from
 the papers: Rolling Forcing 15.79 FPS, Self-Forcing 17.0 FPS (H100), LongLive 20.7 FPS (H100).
 """
 
@@ -169,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 row["max_abs_diff_vs_eager"] = round((output - eager_output).abs().max().item(), 4)
             rows.append(row)
             _report(row, args.json)
-    figures = {"size": args.size, "device": args.device, "dtype": args.dtype, "vae_dtype": args.vae_dtype, "cudnn_benchmark": args.cudnn_benchmark, "chunks": args.chunks, "output": output_type, "rows": rows}
+    figures = {
+        "size": args.size, "device": args.device, "dtype": args.dtype, "vae_dtype": args.vae_dtype,
+        "cudnn_benchmark": args.cudnn_benchmark, "chunks": args.chunks, "output": output_type, "rows": rows,
+    }  # fmt: skip
     if args.json:
         print(json.dumps(figures, indent=2))
     return 0
