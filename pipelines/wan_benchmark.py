@@ -160,14 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 row, output = benchmark_backend(pipe, backend, mode, args.chunks, args.device, SIZES[args.size][4], output_type)
             except (ImportError, RuntimeError, ValueError) as error:  # a kernel this machine lacks: say so, go on
-                row = {"backend": backend, "mode": mode, "error": str(error).splitlines()[0]}
-                rows.append(row)
-                _report(row, args.json)
-                continue
-            if eager_output is None and mode == "eager":
-                eager_output = output
-            if eager_output is not None:
-                row["max_abs_diff_vs_eager"] = round((output - eager_output).abs().max().item(), 4)
+                row, output = {"backend": backend, "mode": mode, "error": str(error).splitlines()[0]}, None
+            if output is not None:
+                eager_output = output if eager_output is None and mode == "eager" else eager_output
+                if eager_output is not None:
+                    row["max_abs_diff_vs_eager"] = round((output - eager_output).abs().max().item(), 4)
             rows.append(row)
             _report(row, args.json)
     figures = {
