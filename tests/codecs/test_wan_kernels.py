@@ -2,11 +2,18 @@ import copy
 
 import pytest
 import torch
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
+from diffusers.models.autoencoders.autoencoder_kl_wan import DupUp3D, WanCausalConv3d, WanRMS_norm, WanUpsample
 
 from avgen.codecs import VideoCodec
 from avgen.codecs.presets import TINY_VIDEO
-from avgen.codecs.wan_kernels import SumOfSquaresRMSNorm, TimeTapConv3d, use_faster_kernels
+from avgen.codecs.wan_kernels import (
+    FASTER,
+    ChannelsLastDupUp3D,
+    ChannelsLastUpsample,
+    SumOfSquaresRMSNorm,
+    TimeTapConv3d,
+    use_faster_kernels,
+)
 
 
 def faster_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -27,7 +34,7 @@ def test_time_tap_convolution_equals_the_stock_one_with_gradients(kernel, stride
     assert isinstance(faster, TimeTapConv3d)
     x = torch.randn(2, 6, frames, 9, 7, requires_grad=True)
     cache = torch.randn(2, 6, 2, 9, 7)  # the last frames of the previous chunk, as streaming passes them
-    for cache_x in (None, cache):
+    for cache_x in (None, cache, cache[:, :, -1:]):  # a one-frame cache: the stream's second call
         expected = stock(x, cache_x)
         got = faster(x, cache_x)
         assert got.shape == expected.shape
@@ -70,3 +77,61 @@ def test_a_changed_weight_is_never_served_from_the_cache():
         for conv in (stock, faster):
             conv.weight.mul_(-2.0)  # an optimizer step, in place
         assert (faster(x) - stock(x)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("first_chunk", [False, True])
+def test_channels_last_shortcut_equals_the_stock_one(first_chunk):
+    torch.manual_seed(0)
+    stock = DupUp3D(8, 4, factor_t=2, factor_s=2)
+    faster = faster_copy(stock)
+    assert isinstance(faster, ChannelsLastDupUp3D)
+    x = torch.randn(1, 8, 3, 5, 6)
+    for layout in (torch.contiguous_format, torch.channels_last_3d):
+        got = faster(x.contiguous(memory_format=layout), first_chunk=first_chunk)
+        assert torch.equal(got, stock(x, first_chunk=first_chunk))
+        assert got.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_channels_last_upsample_equals_the_stock_one():
+    stock = WanUpsample(scale_factor=(2.0, 2.0), mode="nearest-exact")
+    faster = faster_copy(stock)
+    assert isinstance(faster, ChannelsLastUpsample)
+    x = torch.randn(3, 4, 5, 6, dtype=torch.bfloat16)
+    got = faster(x)
+    assert torch.equal(got, stock(x)) and got.dtype == torch.bfloat16
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def stock_copy(codec: VideoCodec) -> VideoCodec:
+    stock = copy.deepcopy(codec)
+    diffusers_class = {faster: original for original, faster in FASTER.items()}
+    for module in stock.modules():
+        module.__class__ = diffusers_class.get(type(module), type(module))
+    return stock
+
+
+def test_streaming_decode_equals_the_stock_layers_and_stays_channels_last():
+    torch.manual_seed(0)
+    codec = VideoCodec(**TINY_VIDEO).eval()
+    stock = stock_copy(codec)
+    assert not any(type(m) in FASTER.values() for m in stock.modules())
+    latents = torch.randn(1, 8, 4, 4, 4)
+    layouts = {}
+
+    def record(name):
+        def hook(conv, args):
+            layout = torch.channels_last if args[0].dim() == 4 else torch.channels_last_3d
+            layouts[name] = layouts.get(name, True) and args[0].is_contiguous(memory_format=layout)
+
+        return hook
+
+    # past the middle block (latent resolution, where the time goes is not), every convolution reads channels-last
+    for name, conv in codec.decoder.named_modules():
+        if isinstance(conv, (torch.nn.Conv2d, torch.nn.Conv3d)) and name.startswith("up_blocks"):
+            conv.register_forward_pre_hook(record(name))
+    with torch.no_grad():
+        streams = codec.stream(), stock.stream()
+        got = torch.cat([streams[0].decode(latents[:, :, i : i + 1]) for i in range(4)], dim=2)
+        expected = torch.cat([streams[1].decode(latents[:, :, i : i + 1]) for i in range(4)], dim=2)
+    assert (got - expected).abs().max() <= 1e-5
+    assert layouts and all(layouts.values()), layouts
