@@ -178,12 +178,17 @@ def bench_stream(args: argparse.Namespace) -> int:
     from avgen.pipelines.benchmark import benchmark_stream, random_tiny_pipeline
     from avgen.pipelines.loading import load_pipeline
 
-    torch.set_num_threads(args.threads)
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
     _prepare(pipe, args)
+    # Decoding ahead, the frames' thread and the denoising one each take half of the cores.
+    ahead = args.decode_ahead and args.threads >= 2 and pipe.device.type == "cpu"
+    torch.set_num_threads(args.threads // 2 if ahead else args.threads)
+    if ahead:
+        pipe.enable_decode_ahead()
     figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
     figures.update(
-        model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, compiled=is_compiled(pipe.transformer),
+        model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
+        compiled=is_compiled(pipe.transformer),
         vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
     )  # fmt: skip
     _print_figures(figures, args.json)
@@ -431,7 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
-    stream.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    stream.add_argument("--threads", type=_positive_int, default=2, help="CPU cores (default 2): see --no-decode-ahead")
+    stream.add_argument(
+        "--no-decode-ahead", dest="decode_ahead", action="store_false",
+        help="decode each chunk's frames after it, on the same torch threads (default from 2 cores: on a thread of their "
+        "own while the next chunk is denoised, half of the cores each)",
+    )  # fmt: skip
     _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)

@@ -57,38 +57,32 @@ def benchmark_stream(
     width: int | None = None,
 ) -> dict:
     """Stream `minutes` of audio + video and report memory and time per chunk at the marks, and
-    the share of the time spent decoding latents into frames and samples (the codecs' part).
+    the share of the time the stream spent decoding latents into frames and samples, or waiting
+    for frames decoded ahead (the codecs' part).
 
     The prompt changes half-way (the second of `PROMPTS`), as a creator steering a stream does.
     `steps`, `height` and `width` default to the folder's.
     """
-    from avgen.codecs.av import AVDecoder
     from avgen.pipelines.streaming import DEFAULT_STEPS
 
     pipe.set_progress_bar_config(disable=not progress)
     marks = sorted(m for m in marks_minutes if m <= minutes) or [minutes]
     timings: list[float] = []
-    report, seconds_made, decoding = {}, 0.0, 0.0
-    # The pipeline's own decoding, done here so that its time can be told apart from the transformer's.
-    decoder = AVDecoder(pipe.vae, pipe.audio_codec, pipe.fps, pipe.sample_rate)
-    latents = pipe.stream(
+    report, seconds_made = {}, 0.0
+    stream = pipe.stream(
         PROMPTS[0], seconds=minutes * 60, num_inference_steps=steps, height=height, width=width,
-        generator=torch.Generator().manual_seed(0), output_type="latent",
+        generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     changed = False
     began = last = time.perf_counter()
-    for chunk in latents:
-        if not changed and seconds_made >= minutes * 30:
-            latents.set_prompt(PROMPTS[1])
-            changed = True
-        decode_began = time.perf_counter()
-        with torch.no_grad():
-            frames, _ = decoder.decode(chunk.frames, chunk.audio)  # latents in, (B, F, H, W, 3) out
+    for chunk in stream:
         now = time.perf_counter()
-        decoding += now - decode_began
         timings.append((now - last) * 1000)
         last = now
-        seconds_made += frames.shape[1] / pipe.fps
+        seconds_made += chunk.frames.shape[1] / pipe.fps
+        if not changed and seconds_made >= minutes * 30:
+            stream.set_prompt(PROMPTS[1])
+            changed = True
         while marks and seconds_made >= marks[0] * 60 - 1e-9:
             recent = timings[-max(1, len(timings) // 4) :]
             report[f"{marks[0]:g}min"] = {
@@ -97,6 +91,7 @@ def benchmark_stream(
                 "ms_per_chunk_median_recent": round(statistics.median(recent), 2),
             }
             marks.pop(0)
+        last = time.perf_counter()  # the marks' bookkeeping is not the stream's time
     wall = time.perf_counter() - began
     return {
         "minutes": minutes,
@@ -105,6 +100,7 @@ def benchmark_stream(
         "chunk_seconds": round(seconds_made / max(len(timings), 1), 4),
         "av_seconds_per_wall_second": round(seconds_made / wall, 3),
         "first_chunk_ms": round(timings[0], 1) if timings else None,
-        "decode_share": round(decoding / wall, 3),
+        "decode_share": round(stream.decoding_seconds / wall, 3),
+        "decode_ahead": pipe.decodes_ahead,
         "marks": report,
     }

@@ -11,6 +11,10 @@ four frames with 4000 samples: picture and sound stay in step chunk by chunk.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -56,29 +60,66 @@ def encode_clip(
 class AVDecoder:
     """Streams latent chunks to AV chunks: frames (F, H, W, 3) uint8 and audio (C, S) float32 per batch item.
 
-    Without an audio codec (a video-only model) the audio of every chunk is None.
+    Without an audio codec (a video-only model) the audio of every chunk is None. With `ahead`,
+    `submit` hands the frames to a thread of their own and returns at once, so a stream can
+    denoise its next chunk while this one's frames decode: on a small CPU model neither side
+    gains from a second intra-op thread, so one core each beats two cores taking turns.
     """
 
-    def __init__(self, video_codec: VideoCodec, audio_codec: AudioCodec | None, fps: int, sample_rate: int | None):
+    def __init__(self, video_codec: VideoCodec, audio_codec: AudioCodec | None, fps: int, sample_rate: int | None, ahead: bool = False):
         self.video = video_codec.stream()
         self.audio = audio_codec.stream() if audio_codec is not None else None
         self.lead_in = audio_lead_in(video_codec, fps, sample_rate) if audio_codec is not None else 0
         self._dropped = 0
+        # One worker: the video decoder's causal cache must see the chunks in order.
+        self.ahead = ahead
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="avgen-frames") if ahead else None
+        self.seconds = 0.0  # the caller's time in submit() and in waiting for frames: what decoding cost it
 
     def decode(self, video_latents: torch.Tensor | None, audio_latents: torch.Tensor | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32.
 
         Video latents None (a given video, shown as it is) decode to frames None.
         """
-        frames = None
-        if video_latents is not None:
-            video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
-            frames = ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return self.submit(video_latents, audio_latents)()
+
+    def submit(self, video_latents: torch.Tensor | None, audio_latents: torch.Tensor | None) -> Callable[[], tuple[np.ndarray | None, np.ndarray | None]]:
+        """Start decoding a chunk (the audio here, the frames on the worker if `ahead`); call the result for `decode`'s."""
+        began = time.perf_counter()
+        if video_latents is None:
+            frames = None
+        elif self._worker is not None:
+            frames = self._worker.submit(self._frames, video_latents)
+        else:
+            frames = self._frames(video_latents)
+        audio = self._audio(audio_latents)
+        self.seconds += time.perf_counter() - began
+
+        def result() -> tuple[np.ndarray | None, np.ndarray | None]:
+            waited = time.perf_counter()
+            done = frames.result() if isinstance(frames, Future) else frames
+            self.seconds += time.perf_counter() - waited
+            return done, audio
+
+        return result
+
+    def close(self) -> None:
+        """Stop the frames' thread (after the chunk it is on)."""
+        if self._worker is not None:
+            self._worker.shutdown()
+
+    @torch.no_grad()  # grad mode is per thread: the worker's starts on
+    def _frames(self, video_latents: torch.Tensor) -> np.ndarray:
+        video = self.video.decode(video_latents.to(self.video.codec.dtype)).float()
+        return ((video.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+    @torch.no_grad()
+    def _audio(self, audio_latents: torch.Tensor | None) -> np.ndarray | None:
         if self.audio is None:
-            return frames, None
+            return None
         audio = self.audio.decode(audio_latents.to(self.audio.codec.dtype)).float()
         if self._dropped < self.lead_in:
             cut = min(self.lead_in - self._dropped, audio.shape[-1])
             audio = audio[..., cut:]
             self._dropped += cut
-        return frames, audio.clamp(-1.0, 1.0).cpu().numpy()
+        return audio.clamp(-1.0, 1.0).cpu().numpy()

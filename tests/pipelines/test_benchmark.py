@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from avgen.codecs.av import AVDecoder
 from avgen.pipelines.benchmark import benchmark_stream
 
@@ -13,15 +15,19 @@ def test_stream_benchmark_counts_every_chunk(rolling):
     assert set(figures["marks"]) == {"0.05min"}
 
 
-def test_stream_benchmark_charges_decoding_to_the_decode_share(rolling, monkeypatch):
-    decode = AVDecoder.decode
+@pytest.mark.parametrize("ahead", [False, True], ids=["in-turn", "ahead"])
+def test_stream_benchmark_charges_decoding_to_the_decode_share(rolling, monkeypatch, ahead):
+    frames = AVDecoder._frames
 
-    def slow_decode(self, video, audio):
+    def slow_frames(self, video):
         time.sleep(0.05)  # far longer than the 1-layer test transformer's chunk
-        return decode(self, video, audio)
+        return frames(self, video)
 
-    monkeypatch.setattr(AVDecoder, "decode", slow_decode)
-    assert benchmark_stream(rolling, minutes=0.05)["decode_share"] > 0.6
+    monkeypatch.setattr(AVDecoder, "_frames", slow_frames)
+    if ahead:
+        rolling.enable_decode_ahead()
+    figures = benchmark_stream(rolling, minutes=0.05)
+    assert figures["decode_ahead"] == ahead and figures["decode_share"] > 0.6  # waiting for frames decoded ahead counts
 
 
 def test_the_wan_size_benchmark_runs_its_path_at_a_cpu_size(capsys):

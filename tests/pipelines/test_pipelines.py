@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,46 @@ def test_prompt_change_takes_effect_at_the_next_chunk(rolling, prompt):
     for before, after in zip(plain[:3], changed[:3]):
         assert np.array_equal(before.audio, after.audio)
     assert not np.array_equal(plain[-1].audio, changed[-1].audio)
+
+
+def decoding_ahead(pipe):
+    pipe.enable_decode_ahead()
+    return pipe
+
+
+def test_decoding_ahead_gives_the_same_chunks(rolling, prompt):
+    plain = list(rolling.stream(prompt, seconds=1.3, generator=seeded()))
+    ahead = list(decoding_ahead(rolling).stream(prompt, seconds=1.3, generator=seeded()))
+    assert [(c.index, c.start_seconds, c.frames.shape) for c in ahead] == [(c.index, c.start_seconds, c.frames.shape) for c in plain]
+    for a, b in zip(ahead, plain):
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+    assert not any(t.name.startswith("avgen-frames") for t in threading.enumerate())
+
+
+def test_decoding_ahead_a_prompt_change_reaches_the_chunk_after_next(rolling, prompt):
+    other = "A green oval face with googly eyes talks in a bright voice on a sand background."
+    plain = list(rolling.stream(prompt, seconds=2.0, generator=seeded()))
+    stream = decoding_ahead(rolling).stream(prompt, seconds=2.0, generator=seeded())
+    changed = [next(stream) for _ in range(3)]
+    assert stream.decoding_seconds > 0
+    stream.set_prompt(other)
+    changed += list(stream)
+    for before, after in zip(plain[:4], changed[:4]):  # the fourth was denoised before the change
+        assert np.array_equal(before.audio, after.audio)
+    assert not np.array_equal(plain[-1].audio, changed[-1].audio)
+
+
+def test_a_stream_closed_early_stops_its_decoding_thread(rolling, prompt):
+    stream = decoding_ahead(rolling).stream(prompt, seconds=2.0, generator=seeded())
+    next(stream), next(stream)
+    stream.close()
+    assert not any(t.name.startswith("avgen-frames") for t in threading.enumerate())
+
+
+def test_decoding_ahead_refuses_model_offload(rolling, prompt, monkeypatch):
+    monkeypatch.setattr(rolling.vae, "_hf_hook", object(), raising=False)
+    with pytest.raises(ValueError, match="disable_decode_ahead"):
+        decoding_ahead(rolling).stream(prompt, seconds=1.0)
 
 
 def test_reference_image_starts_the_stream(rolling, prompt):
