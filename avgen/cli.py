@@ -180,11 +180,6 @@ def bench_stream(args: argparse.Namespace) -> int:
 
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
     _prepare(pipe, args)
-    # Decoding ahead, the frames' thread and the denoising one each take half of the cores.
-    ahead = args.decode_ahead and args.threads >= 2 and pipe.device.type == "cpu"
-    torch.set_num_threads(args.threads // 2 if ahead else args.threads)
-    if ahead:
-        pipe.enable_decode_ahead()
     figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
     figures.update(
         model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
@@ -341,13 +336,34 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser, compile: bool = True
         )  # fmt: skip
 
 
+def _add_core_arguments(parser: argparse.ArgumentParser, default: int | None) -> None:
+    """How a stream uses the CPU: its cores, and whether frames decode on a thread of their own."""
+    parser.add_argument(
+        "--threads", type=_positive_int, default=default,
+        help=f"CPU cores (default {default or 'all'}); from 2, half denoise and half decode frames ahead (--no-decode-ahead: all do both in turn)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-decode-ahead", dest="decode_ahead", action="store_false",
+        help="decode each chunk's frames after it on the same threads, not on a thread of their own while the next chunk is denoised",
+    )  # fmt: skip
+
+
 def _prepare(pipe, args: argparse.Namespace) -> None:
-    """Apply `_add_runtime_arguments`' options to a loaded pipeline."""
+    """Apply `_add_runtime_arguments`' and `_add_core_arguments`' options to a loaded pipeline."""
+    import torch
+
     from avgen.codecs.precision import cast_codec, codec_dtype
 
     cast_codec(pipe.vae, codec_dtype(args.vae_dtype, pipe.device))
     if getattr(args, "compile", False):
         pipe.transformer.compile()
+    if hasattr(args, "decode_ahead"):
+        # torch's thread count is one setting for every thread: decoding ahead, each side gets half.
+        cores = args.threads or torch.get_num_threads()
+        ahead = args.decode_ahead and cores >= 2 and pipe.device.type == "cpu"
+        torch.set_num_threads(cores // 2 if ahead else cores)
+        if ahead:
+            pipe.enable_decode_ahead()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--image", help="first frame / reference character (RGB, any size: resized and centre-cropped)")
     make.add_argument("--video", help="a video to voice (dubbing): shown as it is, the model makes its sound; length: the video's")
     make.add_argument("-o", "--output", required=True, help="output mp4 (H.264 + AAC)")
+    _add_core_arguments(make, default=None)
     _add_runtime_arguments(make)
     make.set_defaults(run=generate)
 
@@ -436,12 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
-    stream.add_argument("--threads", type=_positive_int, default=2, help="CPU cores (default 2): see --no-decode-ahead")
-    stream.add_argument(
-        "--no-decode-ahead", dest="decode_ahead", action="store_false",
-        help="decode each chunk's frames after it, on the same torch threads (default from 2 cores: on a thread of their "
-        "own while the next chunk is denoised, half of the cores each)",
-    )  # fmt: skip
+    _add_core_arguments(stream, default=2)
     _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stream.set_defaults(run=bench_stream)

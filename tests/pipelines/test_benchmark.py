@@ -55,3 +55,21 @@ def test_the_wan_size_benchmark_compares_each_way_with_eager_on_the_same_prompt_
         figures = json.loads(capsys.readouterr().out)
         assert figures["output"] == ("latent" if output else "np")
         assert [row["max_abs_diff_vs_eager"] for row in figures["rows"]] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "argv, ahead, torch_threads",
+    [([], True, 1), (["--threads", "1"], False, 1), (["--threads", "4"], True, 2), (["--threads", "4", "--no-decode-ahead"], False, 4)],
+)
+def test_stream_commands_split_the_cores_between_denoising_and_decoding(rolling, argv, ahead, torch_threads):
+    import torch
+
+    from avgen.cli import _prepare, build_parser
+
+    args = build_parser().parse_args(["bench", "stream", *argv])
+    before = torch.get_num_threads()
+    try:
+        _prepare(rolling, args)
+        assert rolling.decodes_ahead == ahead and torch.get_num_threads() == torch_threads
+    finally:
+        torch.set_num_threads(before)
