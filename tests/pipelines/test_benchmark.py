@@ -66,7 +66,7 @@ def test_stream_commands_split_the_cores_between_denoising_and_decoding(rolling,
 
     from avgen.cli import _prepare, build_parser
 
-    args = build_parser().parse_args(["bench", "stream", *argv])
+    args = build_parser().parse_args(["bench", "stream", "--vae-dtype", "fp32", *argv])  # the codec is shared by other tests
     before = torch.get_num_threads()
     try:
         _prepare(rolling, args)
