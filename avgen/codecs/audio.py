@@ -31,6 +31,8 @@ from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers'
 from torch import nn
 from torch.nn.utils.weight_norm import WeightNorm
 
+from avgen.codecs.oobleck_kernels import use_faster_kernels
+
 
 class AudioCodec(AutoencoderOobleck):
     @register_to_config
@@ -66,6 +68,7 @@ class AudioCodec(AutoencoderOobleck):
             elif isinstance(module, nn.Conv1d):
                 module.padding = (0,)
                 module.register_forward_pre_hook(self._pad_left)
+        use_faster_kernels(self)
 
     # ------------------------------------------------------------------ causal convolutions
 
