@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="float32", help="torch dtype of the model (default float32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the tiny model's ops are small)")
-    parser.add_argument("--compile", action="store_true", help="compile the transformer with torch.compile (the first generation pays for it)")
+    parser.add_argument("--compile", action="store_true", help="compile the transformer with torch.compile (loading pays for it)")
     parser.add_argument("--vae-dtype", default="auto", help="video codec dtype: auto (bf16 where the hardware computes it natively), fp32, bf16")
     parser.add_argument("--concurrency", type=int, default=1, help="generations running at once; others queue (default 1)")
     parser.add_argument("--max-queue", type=int, default=8, help="generations allowed to wait (default 8)")

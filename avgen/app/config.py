@@ -43,7 +43,7 @@ class AppConfig:
         default_seconds: the length the page starts with.
         first_segment_seconds, segment_seconds: media per streamed segment; the first is short
             so that picture and sound start soon, later ones longer to spend less on muxing.
-        compile: compile the transformer's per-token stages (torch.compile; the first generation pays for it).
+        compile: compile the transformer's per-token stages (torch.compile; loading pays for it, see `warm_up`).
         vae_dtype: the video codec's dtype: "auto" (bf16 where the hardware computes it natively), "fp32", "bf16".
         modes: the choices of the page's mode radio.
         max_upload: largest reference image file accepted (Gradio size string).

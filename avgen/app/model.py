@@ -65,6 +65,7 @@ def load_model(
     rolling.set_progress_bar_config(disable=True)
     if compile:
         rolling.transformer.compile()
+    rolling.warm_up()  # the first generation then starts as fast as the later ones (and compiles nothing)
     # The folder's sampling defaults (a converted checkpoint's cache layout and budgets) go along.
     defaults = {key: value for key, value in rolling.config.items() if not key.startswith("_") and key not in rolling.components}
     mutual = MutualForcingPipeline(**rolling.components, **{**defaults, "window": None})

@@ -251,3 +251,11 @@ def test_pipeline_moves_to_another_dtype(components, prompt):
     pipe.set_progress_bar_config(disable=True)
     out = pipe(prompt, seconds=0.25, generator=seeded())
     assert out.frames.shape == (1, 4, 64, 64, 3) and pipe.transformer.dtype == torch.float64
+
+
+def test_warm_up_leaves_the_next_stream_as_it_would_be(rolling, prompt):
+    plain = list(rolling.stream(prompt, seconds=1.0, generator=seeded()))
+    assert rolling.warm_up() > 0
+    again = list(rolling.stream(prompt, seconds=1.0, generator=seeded()))
+    for a, b in zip(plain, again, strict=True):
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
