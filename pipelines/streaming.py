@@ -601,10 +601,10 @@ class AVStreamingPipeline(DiffusionPipeline):
         def finished(chunk: LatentChunk, result) -> AVChunk:
             nonlocal emitted
             frames, audio = result()
-            if shown is not None:
+            if output_type != "latent" and shown is not None:
                 span = shown[emitted : emitted + self.chunk_frames(chunk.index)]
                 frames = np.broadcast_to(span, (chunk.audio.shape[0], *span.shape))
-            if total_frames is not None and output_type != "latent":  # the last chunk may run past the length asked for
+            if output_type != "latent" and total_frames is not None:  # the last chunk may run past the length asked for
                 keep = min(frames.shape[1], total_frames - emitted)
                 frames = frames[:, :keep]
                 audio = audio[..., : keep * samples_per_frame] if audio is not None else None

@@ -231,6 +231,8 @@ def test_a_given_video_is_shown_as_it_is_and_voiced(components, prompt):
     assert np.array_equal(np.concatenate([c.audio for c in chunks], -1), out.audio)
     other = pipe(prompt, video=frames, generator=seeded(1))
     assert not np.array_equal(other.audio, out.audio)  # the sound is generated, the picture given
+    latent = next(pipe.stream(prompt, video=frames, generator=seeded(), output_type="latent"))
+    assert isinstance(latent.frames, torch.Tensor) and latent.frames.shape[1:] == (8, 1, 8, 8)  # latents, not the given frames
 
 
 def test_dubbing_is_refused_where_the_model_was_not_trained_for_it(rolling, components, prompt):
