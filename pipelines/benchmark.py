@@ -67,7 +67,8 @@ def benchmark_stream(
     from avgen.pipelines.streaming import DEFAULT_STEPS
 
     pipe.set_progress_bar_config(disable=True)
-    warm_up_seconds = pipe.warm_up(height=height, width=width)  # as a server does after loading: the first chunk then finds its kernels compiled
+    # As a server does after loading: the first chunk then finds its kernels compiled.
+    warm_up_seconds = pipe.warm_up(height=height, width=width)
     pipe.set_progress_bar_config(disable=not progress)
     marks = sorted(m for m in marks_minutes if m <= minutes) or [minutes]
     timings: list[float] = []

@@ -71,8 +71,8 @@ class AVDecoder:
         self.audio = audio_codec.stream() if audio_codec is not None else None
         self.lead_in = audio_lead_in(video_codec, fps, sample_rate) if audio_codec is not None else 0
         self._dropped = 0
-        # One worker: the video decoder's causal cache must see the chunks in order.
         self.ahead = ahead
+        # One worker: the video decoder's causal cache must see the chunks in order.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="avgen-frames") if ahead else None
         self.seconds = 0.0  # the caller's time in submit() and in waiting for frames: what decoding cost it
 
