@@ -40,7 +40,7 @@ SHIPPED = {
     "from_video_model/couple.yaml": "couple", "from_video_model/mutual_forcing.yaml": "mutual_forcing",
     "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
     "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
-    "experiments/multi-step-rolling.yaml": "rolling",
+    "experiments/multi-step-rolling.yaml": "rolling", "experiments/motion-weight-rolling.yaml": "rolling",
 }  # fmt: skip
 
 
