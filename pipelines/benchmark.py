@@ -95,7 +95,6 @@ def benchmark_stream(
                 "ms_per_chunk_median_recent": round(statistics.median(recent), 2),
             }
             marks.pop(0)
-        last = time.perf_counter()  # the marks' bookkeeping is not the stream's time
     wall = time.perf_counter() - began
     return {
         "minutes": minutes,

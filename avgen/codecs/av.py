@@ -71,10 +71,13 @@ class AVDecoder:
         self.audio = audio_codec.stream() if audio_codec is not None else None
         self.lead_in = audio_lead_in(video_codec, fps, sample_rate) if audio_codec is not None else 0
         self._dropped = 0
-        self.ahead = ahead
         # One worker: the video decoder's causal cache must see the chunks in order.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="avgen-frames") if ahead else None
         self.seconds = 0.0  # the caller's time in submit() and in waiting for frames: what decoding cost it
+
+    @property
+    def ahead(self) -> bool:
+        return self._worker is not None
 
     def decode(self, video_latents: torch.Tensor | None, audio_latents: torch.Tensor | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(B, Cv, f, h, w) + (B, Ca, 8 f) latents -> frames (B, F, H, W, 3) uint8 and audio (B, C, S) float32.
@@ -88,7 +91,7 @@ class AVDecoder:
         began = time.perf_counter()
         if video_latents is None:
             frames = None
-        elif self._worker is not None:
+        elif self.ahead:
             frames = self._worker.submit(self._frames, video_latents)
         else:
             frames = self._frames(video_latents)
@@ -105,7 +108,7 @@ class AVDecoder:
 
     def close(self) -> None:
         """Stop the frames' thread (after the chunk it is on)."""
-        if self._worker is not None:
+        if self.ahead:
             self._worker.shutdown()
 
     @torch.no_grad()  # grad mode is per thread: the worker's starts on
