@@ -29,6 +29,8 @@ from avgen.models.kv_cache import KVCache, Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.scheduler import FlowMatchShortcutScheduler
 
+WINDOW_ATTENTION = ("joint", "causal")
+
 
 @dataclass
 class LatentChunk:
@@ -61,6 +63,10 @@ class Denoiser:
     under the new prompt, in one pass where they see each other and the sink (LongLive's KV
     recache); the sink keeps the old prompt's. Their clean latents are kept for it (at most
     `cache_window` chunks). Without it the history stays as it was written.
+
+    window_attention: how the chunks of a denoising window see each other: "joint", every
+    chunk every other (Rolling Forcing's relaxed causality), or "causal", each chunk the ones
+    before it, so that a chunk near its end is not read against noisier chunks after it.
     """
 
     transformer: CausalAVTransformer
@@ -73,10 +79,13 @@ class Denoiser:
     refresh_reach: Reach | None = None
     sink_positions: str = "rerotated"
     recache: bool = False
+    window_attention: str = "joint"
     caches: dict[str, KVCache] = field(default_factory=dict)
     _recent: deque = field(init=False)  # the latest final chunks' (video, audio), for recache
 
     def __post_init__(self):
+        if self.window_attention not in WINDOW_ATTENTION:
+            raise ValueError(f"window_attention must be one of {', '.join(WINDOW_ATTENTION)}, got {self.window_attention!r}")
         branches = ["cond", "uncond"] if self.guided else ["cond"]
         if self.guided and self.negative_prompt_embeds is None:
             raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
@@ -87,6 +96,11 @@ class Denoiser:
     @property
     def guided(self) -> bool:
         return self.guidance_scale > 1.0
+
+    @property
+    def joint(self) -> bool:
+        """Whether a window's chunks all see each other (`window_attention` "joint")."""
+        return self.window_attention == "joint"
 
     def _embeds(self, branch: str) -> torch.Tensor:
         return self.prompt_embeds if branch == "cond" else self.negative_prompt_embeds
@@ -111,7 +125,7 @@ class Denoiser:
         """
         outputs = {
             branch: self.transformer.forward_chunks(
-                cache, video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch), joint=True
+                cache, video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch), joint=self.joint
             )
             for branch, cache in self.caches.items()
         }

@@ -112,6 +112,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         text_length: prompts are padded to this many tokens (None: the encoder's own length).
         recache_on_prompt_change: a prompt change rewrites the cached history under the new prompt
             (LongLive's KV recache, see `Denoiser`); otherwise the history stays as written.
+        window_attention: "joint" (every chunk of a window sees every other, Rolling Forcing's) or
+            "causal" (each sees the ones before it), as the model was trained (see `Denoiser`).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"
@@ -139,6 +141,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         sink_positions: str = "rerotated",
         text_length: int | None = None,
         recache_on_prompt_change: bool = False,
+        window_attention: str = "joint",
     ):
         super().__init__()
         if ("audio" in transformer.modalities) != (audio_codec is not None):
@@ -163,6 +166,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             sink_positions=sink_positions,
             text_length=text_length,
             recache_on_prompt_change=recache_on_prompt_change,
+            window_attention=window_attention,
         )
 
     # ------------------------------------------------------------------ derived sizes
@@ -555,6 +559,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             refresh_reach=Reach(refresh_attention, keep_sink=cfg.refresh_keeps_sink),
             sink_positions=cfg.sink_positions,
             recache=cfg.recache_on_prompt_change,
+            window_attention=cfg.window_attention,
         )
         self.onload(self.vae)
         first = self.prepare_image(image, height, width, batch) if image is not None else None

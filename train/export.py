@@ -14,6 +14,7 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from avgen.rollout import WINDOW_ATTENTION  # noqa: E402
 from avgen.training.config import ConfigError  # noqa: E402
 from avgen.training.export import export_pipeline  # noqa: E402
 
@@ -23,9 +24,14 @@ if __name__ == "__main__":
     parser.add_argument("--codecs", default="weights/avgen-tiny", help="folder with vae/ and audio_codec/")
     parser.add_argument("--out", required=True, help="pipeline folder to write")
     parser.add_argument("--no-ema", action="store_true", help="export the online weights even when an EMA exists")
+    parser.add_argument(
+        "--window-attention", choices=WINDOW_ATTENTION, default="joint",
+        help="the rolling window's attention, as stage 4 trained it (its window_attention; default joint)",
+    )  # fmt: skip
     args = parser.parse_args()
     try:
-        print(f"saved {export_pipeline(args.weights, args.codecs, args.out, use_ema=not args.no_ema)}")
+        out = export_pipeline(args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention)
+        print(f"saved {out}")
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

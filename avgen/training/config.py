@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from avgen.models.presets import PRESETS
+from avgen.rollout import WINDOW_ATTENTION
 
 STAGES = ("pretrain", "couple", "mutual_forcing", "rolling", "text_encoder")
 TEXT_ENCODERS = ("world", "sentence")
@@ -103,7 +104,14 @@ class TrainingConfig:
     drive_probability: float = 0.0
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
+    # The target of a few-step jump d: 0, two half jumps of the few-step mode (the shortcut
+    # ladder, each jump size taught by the next smaller one); s > 0, Euler steps of at most s of
+    # the multi-step mode, which then teaches every jump size directly (d / s forwards per target).
+    distill_teacher_step: float = 0.0
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
+    # Stage 4: how a window's chunks see each other, as the pipeline will sample: "joint" (Rolling
+    # Forcing's) or "causal" (avgen.rollout.Denoiser); export the run with the same.
+    window_attention: str = "joint"
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
 
@@ -146,6 +154,8 @@ class TrainingConfig:
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
+            (0 <= self.distill_teacher_step <= 1, "distill_teacher_step", "in [0, 1] (0: two half jumps)"),
+            (self.window_attention in WINDOW_ATTENTION, "window_attention", f"one of {', '.join(WINDOW_ATTENTION)}"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (self.text_encoder in TEXT_ENCODERS, "text_encoder", f"one of {', '.join(TEXT_ENCODERS)}"),
             (0 <= self.paraphrase_probability <= 1, "paraphrase_probability", "in [0, 1]"),

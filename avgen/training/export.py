@@ -12,12 +12,16 @@ from avgen.training.latents import require_codecs
 from avgen.training.trainer import resolve_weights
 
 
-def export_pipeline(weights: str | Path, codecs: str | Path, out: str | Path, use_ema: bool = True) -> Path:
+def export_pipeline(
+    weights: str | Path, codecs: str | Path, out: str | Path, use_ema: bool = True, window_attention: str = "joint"
+) -> Path:
     """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
 
     Args:
         weights: a run folder (its newest checkpoint is taken) or a checkpoint folder.
         use_ema: export the EMA weights when the checkpoint has them.
+        window_attention: the rolling window's attention the weights were trained with (stage 4's
+            `window_attention`), which the pipeline then samples with.
     """
     from avgen.pipelines.rolling_forcing import RollingForcingPipeline
 
@@ -36,6 +40,7 @@ def export_pipeline(weights: str | Path, codecs: str | Path, out: str | Path, us
         audio_codec=audio_codec,
         text_encoder=generator.text_encoder.eval(),
         scheduler=FlowMatchShortcutScheduler(),
+        window_attention=window_attention,
     )
     pipeline.save_pretrained(out, safe_serialization=True)
     return Path(out)

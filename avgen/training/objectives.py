@@ -12,7 +12,8 @@ forward of a step (rollouts included) and one backward follows:
 3. `mutual_forcing`: a history of k chunks rolled out by the model itself in few-step mode
    (no gradient; a share of steps uses the real clip), then on the next real chunk, read
    against that cache: the multi-step flow-matching loss, and few-step self-distillation
-   (a jump d matched to two jumps d/2 of the same weights, no gradient through the target).
+   (a jump d matched to two jumps d/2 of the same weights, or to Euler steps of the
+   multi-step mode with `distill_teacher_step`; no gradient through the target).
 4. `rolling`: the clip rolled out with the rolling window (levels staggered by one step);
    at one of the non-overlapping full windows the same two losses are taken on the whole
    window at its mixed noise levels, so memory holds one window's graph, not the clip's.
@@ -257,12 +258,7 @@ class SelfForcedObjective(Objective):
                 that every parameter has a gradient under DDP; not logged).
         """
         kinds = ("video", "audio")
-        with torch.no_grad():  # the target: two half jumps of the same (or EMA) weights
-            half = self.half_step(d)
-            first = self.velocity(self.target_transformer, cache, *noisy, t, half, target_embeds, joint, given)
-            middle = [x if kind == given else self.jump(x, v, d / 2, kind) for x, v, kind in zip(noisy, first, kinds)]
-            second = self.velocity(self.target_transformer, cache, *middle, t - d / 2, half, target_embeds, joint, given)
-            targets = [(a + b) / 2 for a, b in zip(first, second)]
+        targets = self.jump_target(cache, noisy, t, d, target_embeds, joint, given)
         noises = [draws.normal(*x.shape[1:]) for x in real]
         flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
         flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, joint, given)
@@ -275,6 +271,30 @@ class SelfForcedObjective(Objective):
                 loss = per_sample_mse(prediction, goal, position_weights[kind]).mean()
                 losses[f"{mode}_{kind}"] = (0.0 if kind == given else scale, loss)
         return losses
+
+    @torch.no_grad()
+    def jump_target(self, cache: KVCache, noisy: tuple, t, d, target_embeds, joint: bool, given: str | None) -> list:
+        """[video, audio]: the average velocity of the jump t -> t - d, made in smaller moves by the target weights.
+
+        `distill_teacher_step` 0 (the shortcut ladder): two half jumps in few-step mode (step input
+        d / 2, or 0 below `distill_min_step`), so each jump size learns from the next smaller one.
+        `distill_teacher_step` s > 0: ceil(max(d) / s) Euler steps of the multi-step mode (step
+        input 0), so every jump learns from the multi-step mode directly, past the ladder's rungs.
+        """
+        kinds = ("video", "audio")
+        teacher_step = self.config.distill_teacher_step
+        if teacher_step > 0:
+            moves = max(1, math.ceil(float(d.max()) / teacher_step - 1e-6))
+            step_input = torch.zeros_like(d)
+        else:
+            moves, step_input = 2, self.half_step(d)
+        x, level, total = list(noisy), t, None
+        for _ in range(moves):
+            velocities = self.velocity(self.target_transformer, cache, *x, level, step_input, target_embeds, joint, given)
+            total = list(velocities) if total is None else [a + b for a, b in zip(total, velocities)]
+            x = [x_ if kind == given else self.jump(x_, v, d / moves, kind) for x_, v, kind in zip(x, velocities, kinds)]
+            level = level - d / moves
+        return [velocity / moves for velocity in total]
 
     def jump(self, x: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor, kind: str) -> torch.Tensor:
         """Every chunk of x moved along `velocity` by its own jump size, (B, Nc)."""
@@ -374,7 +394,10 @@ class Rolling(SelfForcedObjective):
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
-        denoiser = Denoiser(self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks)
+        denoiser = Denoiser(
+            self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks,
+            window_attention=self.config.window_attention,
+        )  # fmt: skip
         video_weight = self.video_weight(batch["video"])
         found = {}
 
@@ -394,7 +417,7 @@ class Rolling(SelfForcedObjective):
                 found.update(
                     self.window_losses(
                         denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
-                        levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=True,
+                        levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=denoiser.joint,
                         given=given_kind,
                     )  # fmt: skip
                 )

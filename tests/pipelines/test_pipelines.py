@@ -71,6 +71,26 @@ def test_window_of_one_is_chunkwise_few_step_generation(components, prompt):
     assert not np.array_equal(joint.audio, a.audio)  # the default window (4 chunks) differs
 
 
+def test_a_causal_window_reads_each_chunk_against_the_ones_before_it_only(components, prompt, tmp_path):
+    """window_attention "causal": chunk 0 comes out the same whatever noise the chunks after it
+    start from; in the joint window (the default) it reads them and changes."""
+    latents = torch.randn((1, 8, 4, 8, 8), generator=seeded(5))
+    other = latents.clone()
+    other[:, :, 1:] = torch.randn((1, 8, 3, 8, 8), generator=seeded(6))
+    for attention in ("joint", "causal"):
+        pipe = RollingForcingPipeline(**components, window_attention=attention)
+        pipe.set_progress_bar_config(disable=True)
+        first, second = (
+            pipe(prompt, latents=start, generator=seeded(), output_type="latent") for start in (latents, other)
+        )  # fmt: skip
+        same = torch.equal(first.frames[:, :, 0], second.frames[:, :, 0]) and torch.equal(first.audio[..., :8], second.audio[..., :8])
+        assert same == (attention == "causal"), attention
+    pipe.save_pretrained(tmp_path)
+    assert RollingForcingPipeline.from_pretrained(tmp_path).config.window_attention == "causal"
+    with pytest.raises(ValueError, match="window_attention must be one of joint, causal"):
+        RollingForcingPipeline(**components, window_attention="sideways")(prompt, seconds=0.5)
+
+
 def test_multi_step_mode_with_guidance_runs(mutual, prompt):
     out = mutual(prompt, seconds=0.5, num_inference_steps=12, guidance_scale=3.0, generator=seeded())
     assert out.frames.shape[1] == 8 and np.isfinite(out.audio).all()

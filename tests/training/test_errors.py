@@ -28,6 +28,8 @@ def test_config_values_are_checked():
         load_config(stage="pretrain", overrides=["steps=10", "stop_at=11"])
     with pytest.raises(ConfigError, match="'prompt_dropout' must be in"):
         load_config(stage="couple", overrides=["prompt_dropout=1"])
+    with pytest.raises(ConfigError, match="'distill_teacher_step' must be in"):
+        load_config(stage="rolling", overrides=["distill_teacher_step=-0.5"])
     with pytest.raises(ConfigError, match="trains 'rolling'"):
         load_config(stage="rolling", overrides=["stage=pretrain"])
     assert load_config(stage="pretrain", overrides=["learning_rate=1e-3"]).learning_rate == 1e-3
@@ -41,6 +43,7 @@ SHIPPED = {
     "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
     "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
     "experiments/multi-step-rolling.yaml": "rolling", "experiments/motion-weight-rolling.yaml": "rolling",
+    "experiments/multi-step-teacher.yaml": "rolling", "experiments/causal-window.yaml": "rolling",
 }  # fmt: skip
 
 
