@@ -180,6 +180,7 @@ def evaluate_pipeline(
         "seconds": seconds,
         "steps": num_inference_steps,
         "window": window,
+        "window_attention": pipe.config.window_attention,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
         "phrasing": phrasing,

@@ -37,6 +37,8 @@ def by_attribute(figures: dict) -> str:
 def describe(figures: dict) -> str:
     default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
     window = figures["window"] or default_window
+    if window > 1 and figures.get("window_attention", "joint") != "joint":  # older rows lack it: joint
+        window = f"{window} ({figures['window_attention']})"
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
     source = figures.get("source", "generated")
     if source != "generated":  # the world's own clips: no sampler was involved

@@ -20,6 +20,7 @@ class KnownPipeline:
     """Streams, for a held-out prompt, the world's own clip of that prompt (truth=True) or a grey picture."""
 
     fps, sample_rate = 16, 16000
+    config = SimpleNamespace(window_attention="joint")
 
     def __init__(self, truth: bool, seeds: range):
         self.truth = truth
@@ -107,6 +108,7 @@ def test_eval_command_prints_json_with_one_row_per_clip_in_seed_order(model):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["clips"] == 2 and figures["steps"] == 4 and [row["seed"] for row in figures["rows"]] == [5, 6]
+    assert figures["window_attention"] == "joint"  # the folder's, recorded beside the sampler's other settings
     assert 0 <= figures["sync_within_1_frame"] <= 1 and figures["realtime_factor_median"] > 0
 
 

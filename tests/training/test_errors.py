@@ -43,7 +43,7 @@ SHIPPED = {
     "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
     "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
     "experiments/multi-step-rolling.yaml": "rolling", "experiments/motion-weight-rolling.yaml": "rolling",
-    "experiments/multi-step-teacher.yaml": "rolling", "experiments/causal-window.yaml": "rolling",
+    "experiments/multi-step-teacher.yaml": "rolling", "experiments/causal-window-teacher.yaml": "rolling", "experiments/causal-window.yaml": "rolling",
 }  # fmt: skip
 
 
