@@ -29,7 +29,14 @@ from avgen.models.kv_cache import KVCache, Reach
 from avgen.models.transformer import CausalAVTransformer
 from avgen.scheduler import FlowMatchShortcutScheduler
 
-WINDOW_ATTENTION = ("joint", "causal")
+# window_attention -> (joint, joint_fusion) of CausalAVTransformer.forward_chunks
+WINDOW_ATTENTION = {"joint": (True, True), "fusion-causal": (True, False), "causal": (False, False)}
+
+
+def window_arguments(name: str) -> dict[str, bool]:
+    """The `joint` / `joint_fusion` arguments of forward_chunks for a `window_attention` name."""
+    joint, joint_fusion = WINDOW_ATTENTION[name]
+    return {"joint": joint, "joint_fusion": joint_fusion}
 
 
 @dataclass
@@ -65,8 +72,10 @@ class Denoiser:
     `cache_window` chunks). Without it the history stays as it was written.
 
     window_attention: how the chunks of a denoising window see each other: "joint", every
-    chunk every other (Rolling Forcing's relaxed causality), or "causal", each chunk the ones
-    before it, so that a chunk near its end is not read against noisier chunks after it.
+    chunk every other (Rolling Forcing's relaxed causality); "fusion-causal", each tower its
+    own modality jointly, while the fusion between them reads causally, so that a chunk's
+    picture hears the voice up to its own chunk and not the noisier voice after it (and its
+    voice sees the mouth so); or "causal", each chunk the ones before it.
     """
 
     transformer: CausalAVTransformer
@@ -97,10 +106,6 @@ class Denoiser:
     def guided(self) -> bool:
         return self.guidance_scale > 1.0
 
-    @property
-    def joint(self) -> bool:
-        """Whether a window's chunks all see each other (`window_attention` "joint")."""
-        return self.window_attention == "joint"
 
     def _embeds(self, branch: str) -> torch.Tensor:
         return self.prompt_embeds if branch == "cond" else self.negative_prompt_embeds
@@ -125,7 +130,8 @@ class Denoiser:
         """
         outputs = {
             branch: self.transformer.forward_chunks(
-                cache, video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch), joint=self.joint
+                cache, video, audio, *timestep, *step, encoder_hidden_states=self._embeds(branch),
+                **window_arguments(self.window_attention),
             )
             for branch, cache in self.caches.items()
         }

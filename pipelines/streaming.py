@@ -112,8 +112,9 @@ class AVStreamingPipeline(DiffusionPipeline):
         text_length: prompts are padded to this many tokens (None: the encoder's own length).
         recache_on_prompt_change: a prompt change rewrites the cached history under the new prompt
             (LongLive's KV recache, see `Denoiser`); otherwise the history stays as written.
-        window_attention: "joint" (every chunk of a window sees every other, Rolling Forcing's) or
-            "causal" (each sees the ones before it), as the model was trained (see `Denoiser`).
+        window_attention: "joint" (every chunk of a window sees every other, Rolling Forcing's),
+            "fusion-causal" (each modality jointly, the other one up to the chunk's own) or
+            "causal" (each chunk the ones before it); see `Denoiser`.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"

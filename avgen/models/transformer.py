@@ -74,6 +74,7 @@ class _Sequence:
     chunk_times: tuple[int, ...]  # rotary position of each current chunk, in chunks (absolute in a stream)
     chunk_visible: torch.Tensor  # (Nc,) visibility index of each current chunk
     chunk_group: torch.Tensor  # (Nc,) CONTEXT or NOISY
+    chunk_fused: torch.Tensor  # (Nc,) visibility index of each current chunk in fusion (across modalities)
     num_cached: int  # cached chunks read before the current ones
     slots_per_chunk: int  # time slots per chunk: latent frames (video) or audio tokens (audio)
     slot_seconds: float  # length of a slot, in latent frames
@@ -91,12 +92,14 @@ class _Sequence:
         offsets = torch.arange(self.slots_per_chunk, device=self.tokens.device)
         return (chunk_time * self.slots_per_chunk + offsets) * self.slot_seconds
 
-    def chunk_visibility(self, with_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(chunks,) visibility index and group of each chunk, cached ones first when asked."""
+    def chunk_visibility(self, with_cache: bool, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(chunks,) visibility index and group of each chunk, cached ones first when asked; `fused`:
+        the indices the fusion between the modalities reads by."""
+        visible = self.chunk_fused if fused else self.chunk_visible
         if not with_cache or self.num_cached == 0:
-            return self.chunk_visible, self.chunk_group
-        cached = torch.arange(self.num_cached, device=self.chunk_visible.device)
-        return torch.cat([cached, self.chunk_visible]), torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group])
+            return visible, self.chunk_group
+        cached = torch.arange(self.num_cached, device=visible.device)
+        return torch.cat([cached, visible]), torch.cat([torch.full_like(cached, CONTEXT), self.chunk_group])
 
 
 class CausalAVTransformer(ModelMixin, ConfigMixin):
@@ -280,9 +283,10 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
                 times + times,
                 torch.cat([visible, visible]),
                 torch.cat([torch.full_like(chunks, CONTEXT), torch.full_like(chunks, NOISY)]),
+                torch.cat([visible, visible]),
             )
         else:
-            layout = (times, visible, torch.full_like(chunks, CONTEXT))
+            layout = (times, visible, torch.full_like(chunks, CONTEXT), visible)
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
         if teacher_forcing:
             contexts = {"video": context_video, "audio": context_audio}
@@ -311,11 +315,14 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor | None = None,
         write: bool = False,
         joint: bool = False,
+        joint_fusion: bool | None = None,
     ) -> AVTransformerOutput:
         """One chunk or a window of chunks after the ones in `kv_cache` (inference).
 
         The chunks attend to the cached chunks and, block-causally, to each other
         (`joint=True`: to every chunk of the window, Rolling Forcing's relaxed causality).
+        `joint_fusion` says the same of the fusion between audio and video (None: as `joint`):
+        `joint=True, joint_fusion=False` reads each modality jointly, the other causally.
         With `write=True` their keys/values are stored in the cache as the next chunks:
         call it once per final chunk, with its clean latents at t = 0 (the refresh).
         Text keys/values are computed once per prompt and kept in the cache; call
@@ -326,12 +333,14 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
         view = kv_cache.view(num_chunks, refresh=write, max_time=self.config.rope_max_seq_len // self.config.chunk_frames)
         chunks = torch.arange(num_chunks, device=device)
         cached = len(view.slots)
-        visible = torch.full_like(chunks, cached + num_chunks - 1) if joint else chunks + cached
+        joint_fusion = joint if joint_fusion is None else joint_fusion
+        window = torch.full_like(chunks, cached + num_chunks - 1)
+        visible, fused = (window if joint else chunks + cached), (window if joint_fusion else chunks + cached)
         # Queries at their absolute times, like the stored keys (see avgen.models.kv_cache).
-        layout = (tuple(range(view.query_absolute, view.query_absolute + num_chunks)), visible, torch.full_like(chunks, CONTEXT))
+        layout = (tuple(range(view.query_absolute, view.query_absolute + num_chunks)), visible, torch.full_like(chunks, CONTEXT), fused)
         inputs = self._per_modality(num_chunks, video, audio, timestep_video, timestep_audio, step_video, step_audio)
         # Everything the masks and the cached keys' shifts depend on: a stream repeats these every chunk.
-        signature = (view.shifts, num_chunks, joint, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
+        signature = (view.shifts, num_chunks, joint, joint_fusion, device, *((k, v[0].shape[2:]) for k, v in inputs.items()))
         outputs = self._run(
             inputs, layout, encoder_hidden_states, cache=kv_cache, view=view, write=write,
             last_chunk=view.query_time + num_chunks - 1, signature=signature,
@@ -361,7 +370,7 @@ class CausalAVTransformer(ModelMixin, ConfigMixin):
     def _run(
         self,
         inputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-        layout: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        layout: tuple[tuple[int, ...], torch.Tensor, torch.Tensor, torch.Tensor],
         encoder_hidden_states: torch.Tensor | None,
         cache: KVCache | None,
         view: CacheView | None,
@@ -651,8 +660,9 @@ class _LayoutTables:
 
         def build():
             query_seq, key_seq = self.sequences[query_kind], self.sequences[key_kind]
-            query_chunk, query_group = query_seq.chunk_visibility(with_cache=False)
-            key_chunk, key_group = key_seq.chunk_visibility(with_cache=True)
+            fused = query_kind != key_kind
+            query_chunk, query_group = query_seq.chunk_visibility(with_cache=False, fused=fused)
+            key_chunk, key_group = key_seq.chunk_visibility(with_cache=True, fused=fused)
             return Visibility(
                 query_chunk, query_group, query_seq.tokens_per_chunk, key_chunk, key_group, key_seq.tokens_per_chunk, CONTEXT
             )

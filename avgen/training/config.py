@@ -110,7 +110,7 @@ class TrainingConfig:
     distill_teacher_step: float = 0.0
     ema_target: bool = False  # distillation targets from the EMA weights instead of the online ones
     # Stage 4: how a window's chunks see each other, as the pipeline will sample: "joint" (Rolling
-    # Forcing's) or "causal" (avgen.rollout.Denoiser); export the run with the same.
+    # Forcing's), "fusion-causal" or "causal" (avgen.rollout.Denoiser); export the run with the same.
     window_attention: str = "joint"
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference

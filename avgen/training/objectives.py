@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from avgen.models.kv_cache import KVCache
-from avgen.rollout import Denoiser, LatentChunk, rollout
+from avgen.rollout import Denoiser, LatentChunk, rollout, window_arguments
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.config import TrainingConfig
 from avgen.training.generator import Generator
@@ -225,14 +225,15 @@ class SelfForcedObjective(Objective):
         half = d / 2
         return torch.where(half >= self.config.distill_min_step - 1e-9, half, torch.zeros_like(half))
 
-    def velocity(self, transformer, cache, video, audio, t, d, embeds, joint, given: str | None = None):
-        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc). A given modality is clean: t = d = 0."""
+    def velocity(self, transformer, cache, video, audio, t, d, embeds, attention: str, given: str | None = None):
+        """Velocities of a window of chunks read against `cache`; t, d: (B, Nc); `attention`: a
+        window_attention name (avgen.rollout). A given modality is clean: t = d = 0."""
         cache.clear_text()  # text keys/values are recomputed so that they carry this call's gradient
         clean = (torch.zeros_like(t), torch.zeros_like(d))
         t_video, d_video = clean if given == "video" else (t, d)
         t_audio, d_audio = clean if given == "audio" else (t, d)
         output = transformer.forward_chunks(
-            cache, video, audio, t_video, t_audio, d_video, d_audio, encoder_hidden_states=embeds, joint=joint
+            cache, video, audio, t_video, t_audio, d_video, d_audio, encoder_hidden_states=embeds, **window_arguments(attention)
         )
         return output.video, output.audio
 
@@ -243,7 +244,7 @@ class SelfForcedObjective(Objective):
             return self._target[0].embed(prompts)
 
     def window_losses(
-        self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, joint: bool,
+        self, cache: KVCache, noisy: tuple, real: tuple, video_weight, t, d, embeds, target_embeds, draws, attention: str,
         given: str | None = None,
     ) -> dict:  # fmt: skip
         """Both losses on a window read against the self-generated cache.
@@ -258,11 +259,11 @@ class SelfForcedObjective(Objective):
                 that every parameter has a gradient under DDP; not logged).
         """
         kinds = ("video", "audio")
-        targets = self.jump_target(cache, noisy, t, d, target_embeds, joint, given)
+        targets = self.jump_target(cache, noisy, t, d, target_embeds, attention, given)
         noises = [draws.normal(*x.shape[1:]) for x in real]
         flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
-        flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, joint, given)
-        student = self.velocity(self.transformer, cache, *noisy, t, d, embeds, joint, given)
+        flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, attention, given)
+        student = self.velocity(self.transformer, cache, *noisy, t, d, embeds, attention, given)
         flow_targets = [noise - x for noise, x in zip(noises, real)]
         position_weights = {"video": video_weight, "audio": None}
         losses = {}
@@ -273,7 +274,7 @@ class SelfForcedObjective(Objective):
         return losses
 
     @torch.no_grad()
-    def jump_target(self, cache: KVCache, noisy: tuple, t, d, target_embeds, joint: bool, given: str | None) -> list:
+    def jump_target(self, cache: KVCache, noisy: tuple, t, d, target_embeds, attention: str, given: str | None) -> list:
         """[video, audio]: the average velocity of the jump t -> t - d, made in smaller moves by the target weights.
 
         `distill_teacher_step` 0 (the shortcut ladder): two half jumps in few-step mode (step input
@@ -290,7 +291,7 @@ class SelfForcedObjective(Objective):
             moves, step_input = 2, self.half_step(d)
         x, level, total = list(noisy), t, None
         for _ in range(moves):
-            velocities = self.velocity(self.target_transformer, cache, *x, level, step_input, target_embeds, joint, given)
+            velocities = self.velocity(self.target_transformer, cache, *x, level, step_input, target_embeds, attention, given)
             total = list(velocities) if total is None else [a + b for a, b in zip(total, velocities)]
             x = [x_ if kind == given else self.jump(x_, v, d / moves, kind) for x_, v, kind in zip(x, velocities, kinds)]
             level = level - d / moves
@@ -348,7 +349,7 @@ class MutualForcing(SelfForcedObjective):
         noise_video, noise_audio = draws.normal(*video.shape[1:]), draws.normal(*audio.shape[1:])
         noisy = (self.noised(video, noise_video, t, "video"), self.noised(audio, noise_audio, t, "audio"))
         target_embeds = self.target_embeds(batch["prompts"], embeds)
-        return self.window_losses(cache, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, joint=False)
+        return self.window_losses(cache, noisy, (video, audio), video_weight, t, d, embeds, target_embeds, draws, attention="causal")
 
 
 class Rolling(SelfForcedObjective):
@@ -417,7 +418,7 @@ class Rolling(SelfForcedObjective):
                 found.update(
                     self.window_losses(
                         denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
-                        levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, joint=denoiser.joint,
+                        levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, attention=self.config.window_attention,
                         given=given_kind,
                     )  # fmt: skip
                 )

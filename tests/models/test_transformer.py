@@ -91,6 +91,27 @@ def test_joint_window_relaxes_causality_inside_the_window(micro, make_latents):
     assert not torch.allclose(outs[(True, "same")][:, :, :2], outs[(True, "changed")][:, :, :2])
 
 
+def test_a_fusion_causal_window_reads_each_modality_jointly_and_the_other_causally(micro, make_latents, monkeypatch):
+    """joint=True, joint_fusion=False: every self-attention of the window sees all of its chunks;
+    the fusion between audio and video lets a chunk see the other modality up to its own chunk."""
+    from avgen.models import transformer
+
+    masks = {}
+    attend = transformer._attend_with_cache
+
+    def recording(cache, view, write, layer, stream, *args):
+        masks[stream] = args[6].chunk_mask()  # (query chunks, key chunks) of its Visibility
+        return attend(cache, view, write, layer, stream, *args)
+
+    monkeypatch.setattr(transformer, "_attend_with_cache", recording)
+    video, audio, text = make_latents(micro, 3)
+    with torch.no_grad():
+        micro.forward_chunks(KVCache(4, 0), video, audio, 0.5, 0.5, encoder_hidden_states=text, joint=True, joint_fusion=False)
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()
+    assert masks["video"].all() and masks["audio"].all()
+    assert torch.equal(masks["video_from_audio"], causal) and torch.equal(masks["audio_from_video"], causal)
+
+
 def test_per_chunk_noise_levels_and_step_size_change_the_output(micro, make_latents):
     video, audio, text = make_latents(micro, 2)
     with torch.no_grad():

@@ -87,7 +87,7 @@ def test_a_causal_window_reads_each_chunk_against_the_ones_before_it_only(compon
         assert same == (attention == "causal"), attention
     pipe.save_pretrained(tmp_path)
     assert RollingForcingPipeline.from_pretrained(tmp_path).config.window_attention == "causal"
-    with pytest.raises(ValueError, match="window_attention must be one of joint, causal"):
+    with pytest.raises(ValueError, match="window_attention must be one of joint, fusion-causal, causal"):
         RollingForcingPipeline(**components, window_attention="sideways")(prompt, seconds=0.5)
 
 

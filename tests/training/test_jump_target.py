@@ -36,7 +36,7 @@ def moved_by_hand(objective, cache, noisy, t, d, embeds, moves: int, step_input:
     for _ in range(moves):
         step = torch.full_like(t, step_input)
         with torch.no_grad():
-            velocities = objective.velocity(objective.transformer, cache, *x, level, step, embeds, True)
+            velocities = objective.velocity(objective.transformer, cache, *x, level, step, embeds, "joint")
         after = level - d / moves
         x = [
             FlowMatchShortcutScheduler.step(
@@ -50,7 +50,7 @@ def moved_by_hand(objective, cache, noisy, t, d, embeds, moves: int, step_input:
 
 def test_the_ladder_target_is_two_half_jumps_of_the_few_step_mode(small_config):
     objective, cache, noisy, t, d, embeds = window_and_jump(small_config)
-    target = objective.jump_target(cache, noisy, t, d, embeds, joint=True, given=None)
+    target = objective.jump_target(cache, noisy, t, d, embeds, attention="joint", given=None)
     for got, expected in zip(target, moved_by_hand(objective, cache, noisy, t, d, embeds, moves=2, step_input=0.25)):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -59,7 +59,7 @@ def test_the_ladder_target_is_two_half_jumps_of_the_few_step_mode(small_config):
 def test_the_multi_step_teacher_target_is_euler_steps_of_the_multi_step_mode(small_config, teacher_step, moves):
     """distill_teacher_step s: ceil(d / s) Euler steps of the multi-step mode (step input 0), no longer than s."""
     objective, cache, noisy, t, d, embeds = window_and_jump(small_config, distill_teacher_step=teacher_step)
-    target = objective.jump_target(cache, noisy, t, d, embeds, joint=True, given=None)
+    target = objective.jump_target(cache, noisy, t, d, embeds, attention="joint", given=None)
     for got, expected in zip(target, moved_by_hand(objective, cache, noisy, t, d, embeds, moves=moves, step_input=0.0)):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     ladder = moved_by_hand(objective, cache, noisy, t, d, embeds, moves=2, step_input=0.25)
