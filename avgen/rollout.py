@@ -106,7 +106,6 @@ class Denoiser:
     def guided(self) -> bool:
         return self.guidance_scale > 1.0
 
-
     def _embeds(self, branch: str) -> torch.Tensor:
         return self.prompt_embeds if branch == "cond" else self.negative_prompt_embeds
 
