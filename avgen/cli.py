@@ -205,7 +205,7 @@ def eval_model(args: argparse.Namespace) -> int:
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
         threads=args.threads, progress=not args.json, phrasing=args.phrasing, dub=args.dub, drive=args.drive,
-        source=args.source,
+        source=args.source, audio_guidance_scale=args.audio_guidance,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -269,7 +269,7 @@ def generate(args: argparse.Namespace) -> int:
         seconds = None if num_frames is not None else DEFAULT_SECONDS
     stream = pipe.stream(
         args.prompt, seconds=seconds, num_frames=num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        image=image, video=args.video, generator=torch.Generator().manual_seed(args.seed), window=args.window,
+        audio_guidance_scale=args.audio_guidance, image=image, video=args.video, generator=torch.Generator().manual_seed(args.seed), window=args.window,
         height=args.height, width=args.width,
     )  # fmt: skip
     chunks = list(stream)
@@ -316,11 +316,15 @@ def _read_image(path: str):
 
 
 def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options `generate` and `eval` share: which weights, which pipeline, how many steps, which window."""
+    """The options `generate` and `eval` share: which weights, which pipeline, how many steps, which window, how guided."""
     parser.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
     parser.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
     parser.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
     parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
+    parser.add_argument(
+        "--audio-guidance", type=float, default=None,
+        help="push the mouth further the way the voice moves it (1: off; default: the folder's)",
+    )  # fmt: skip
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser, compile: bool = True) -> None:

@@ -145,11 +145,13 @@ def evaluate_pipeline(
     dub: bool = False,
     drive: bool = False,
     source: str = "generated",
+    audio_guidance_scale: float | None = None,
 ) -> dict:
     """Summary figures over `clips` held-out prompts (seeds `seed`...), plus one row per clip.
 
     With `workers` > 1 the clips are shared among that many processes of `threads` torch
     threads each, which load their own copies of `pipe` from the folder it was loaded from.
+    `audio_guidance_scale` None: the folder's.
     """
     if phrasing not in PHRASINGS:
         raise ValueError(f"unknown phrasing {phrasing!r}: choose one of {', '.join(PHRASINGS)}")
@@ -159,7 +161,7 @@ def evaluate_pipeline(
         raise ValueError("choose one of --dub, --drive and --source world/codecs: each scores a different clip")
     settings = dict(
         num_inference_steps=num_inference_steps, window=window, sink_chunks=sink_chunks, cache_chunks=cache_chunks,
-        phrasing=phrasing, dub=dub, drive=drive, source=source,
+        phrasing=phrasing, dub=dub, drive=drive, source=source, audio_guidance_scale=audio_guidance_scale,
     )  # fmt: skip
     seeds = range(seed, seed + clips)
     bar = dict(desc="evaluating", unit="clip", disable=not progress)
@@ -181,6 +183,7 @@ def evaluate_pipeline(
         "steps": num_inference_steps,
         "window": window,
         "window_attention": pipe.config.window_attention,
+        "audio_guidance_scale": pipe.config.audio_guidance_scale if audio_guidance_scale is None else audio_guidance_scale,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
         "phrasing": phrasing,

@@ -115,6 +115,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         window_attention: "joint" (every chunk of a window sees every other, Rolling Forcing's),
             "fusion-causal" (each modality jointly, the other one up to the chunk's own) or
             "causal" (each chunk the ones before it); see `Denoiser`.
+        audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
+            see `Denoiser`): the default of the call's own argument.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"
@@ -143,6 +145,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         text_length: int | None = None,
         recache_on_prompt_change: bool = False,
         window_attention: str = "joint",
+        audio_guidance_scale: float = 1.0,
     ):
         super().__init__()
         if ("audio" in transformer.modalities) != (audio_codec is not None):
@@ -168,6 +171,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             text_length=text_length,
             recache_on_prompt_change=recache_on_prompt_change,
             window_attention=window_attention,
+            audio_guidance_scale=audio_guidance_scale,
         )
 
     # ------------------------------------------------------------------ derived sizes
@@ -479,6 +483,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         num_frames: int | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float = 1.0,
+        audio_guidance_scale: float | None = None,
         negative_prompt: str = "",
         image=None,
         audio=None,
@@ -506,6 +511,9 @@ class AVStreamingPipeline(DiffusionPipeline):
             num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step; a
                 converted checkpoint's own count by default).
             guidance_scale: > 1 enables classifier-free guidance against `negative_prompt`.
+            audio_guidance_scale: != 1 pushes the picture further the way the voice moves it (the
+                mouth), at the cost of one video-tower forward more per forward; 1 is off. A
+                model with an audio tower only.
             image: reference character or first frame (PIL RGB or (H, W, 3) uint8, any size),
                 held still as the clean first chunk.
             audio: (C, S) or (S,) waveform that drives the video, for models trained for it.
@@ -548,12 +556,16 @@ class AVStreamingPipeline(DiffusionPipeline):
                 total_frames = len(shown)
                 num_chunks = self.chunks_covering(total_frames)
         attention_chunks = attention_chunks if attention_chunks is not None else cfg.attention_chunks
+        audio_guidance_scale = cfg.audio_guidance_scale if audio_guidance_scale is None else audio_guidance_scale
+        if audio_guidance_scale != 1.0 and not self.has_audio:
+            raise ValueError(f"audio_guidance_scale={audio_guidance_scale} needs a model with an audio tower; this one is video-only: use 1")
         refresh_attention = cfg.refresh_attention_chunks if cfg.refresh_attention_chunks is not None else attention_chunks
         denoiser = Denoiser(
             self.transformer,
             positive,
             negative,
             guidance_scale,
+            audio_guidance_scale,
             sink=cfg.sink_chunks if sink_chunks is None else sink_chunks,
             cache_window=cfg.cache_chunks if cache_chunks is None else cache_chunks,
             reach=Reach(attention_chunks, keep_sink=True),

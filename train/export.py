@@ -28,9 +28,16 @@ if __name__ == "__main__":
         "--window-attention", choices=WINDOW_ATTENTION, default="joint",
         help="the rolling window's attention, as stage 4 trained it (its window_attention; default joint)",
     )  # fmt: skip
+    parser.add_argument(
+        "--audio-guidance-scale", type=float, default=1.0,
+        help="the folder's guidance of the picture by the voice, a sampler setting chosen on validation seeds (default 1: off)",
+    )  # fmt: skip
     args = parser.parse_args()
     try:
-        out = export_pipeline(args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention)
+        out = export_pipeline(
+            args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
+            audio_guidance_scale=args.audio_guidance_scale,
+        )  # fmt: skip
         print(f"saved {out}")
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -13,7 +13,12 @@ from avgen.training.trainer import resolve_weights
 
 
 def export_pipeline(
-    weights: str | Path, codecs: str | Path, out: str | Path, use_ema: bool = True, window_attention: str = "joint"
+    weights: str | Path,
+    codecs: str | Path,
+    out: str | Path,
+    use_ema: bool = True,
+    window_attention: str = "joint",
+    audio_guidance_scale: float = 1.0,
 ) -> Path:
     """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
 
@@ -22,6 +27,8 @@ def export_pipeline(
         use_ema: export the EMA weights when the checkpoint has them.
         window_attention: the rolling window's attention the weights were trained with (stage 4's
             `window_attention`), which the pipeline then samples with.
+        audio_guidance_scale: the folder's default guidance of the picture by the voice (a sampler
+            setting, chosen on validation seeds; 1: off).
     """
     from avgen.pipelines.rolling_forcing import RollingForcingPipeline
 
@@ -41,6 +48,7 @@ def export_pipeline(
         text_encoder=generator.text_encoder.eval(),
         scheduler=FlowMatchShortcutScheduler(),
         window_attention=window_attention,
+        audio_guidance_scale=audio_guidance_scale,
     )
     pipeline.save_pretrained(out, safe_serialization=True)
     return Path(out)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from avgen import MutualForcingPipeline, RollingForcingPipeline
+from avgen import CausalAVTransformer, FlowMatchShortcutScheduler, MutualForcingPipeline, RollingForcingPipeline
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -89,6 +89,32 @@ def test_a_causal_window_reads_each_chunk_against_the_ones_before_it_only(compon
     assert RollingForcingPipeline.from_pretrained(tmp_path).config.window_attention == "causal"
     with pytest.raises(ValueError, match="window_attention must be one of joint, fusion-causal, causal"):
         RollingForcingPipeline(**components, window_attention="sideways")(prompt, seconds=0.5)
+
+
+def test_audio_guidance_is_the_folders_default_and_a_call_overrides_it(components, prompt, tmp_path):
+    guided = RollingForcingPipeline(**components, audio_guidance_scale=2.0)
+    plain = RollingForcingPipeline(**components)
+    for pipe in (guided, plain):
+        pipe.set_progress_bar_config(disable=True)
+    by_folder = guided(prompt, seconds=1.0, generator=seeded())
+    turned_off = guided(prompt, seconds=1.0, generator=seeded(), audio_guidance_scale=1.0)
+    unguided = plain(prompt, seconds=1.0, generator=seeded())
+    by_call = plain(prompt, seconds=1.0, generator=seeded(), audio_guidance_scale=2.0)
+    assert np.array_equal(turned_off.frames, unguided.frames) and np.array_equal(turned_off.audio, unguided.audio)
+    assert np.array_equal(by_folder.frames, by_call.frames) and not np.array_equal(by_folder.frames, unguided.frames)
+    guided.save_pretrained(tmp_path)
+    assert RollingForcingPipeline.from_pretrained(tmp_path).config.audio_guidance_scale == 2.0
+
+
+def test_audio_guidance_on_a_video_only_model_says_what_to_do(prompt):
+    from avgen.codecs.presets import tiny_video_codec
+    from avgen.text import WorldTextEncoder
+
+    transformer = CausalAVTransformer.from_preset("tiny", modalities=("video",), step_conditioning=False).eval()
+    pipe = RollingForcingPipeline(transformer=transformer, vae=tiny_video_codec().eval(), text_encoder=WorldTextEncoder().eval(),
+                                  scheduler=FlowMatchShortcutScheduler())  # fmt: skip
+    with pytest.raises(ValueError, match="audio_guidance_scale=2.0 needs a model with an audio tower; this one is video-only: use 1"):
+        pipe(prompt, seconds=0.5, audio_guidance_scale=2.0)
 
 
 def test_multi_step_mode_with_guidance_runs(mutual, prompt):
