@@ -180,10 +180,12 @@ def bench_stream(args: argparse.Namespace) -> int:
 
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
     _prepare(pipe, args)
+    if args.audio_guidance is not None:  # the loaded folder's default, so that the warm-up runs it too
+        pipe.register_to_config(audio_guidance_scale=args.audio_guidance)
     figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
     figures.update(
         model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
-        compiled=is_compiled(pipe.transformer),
+        compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale,
         vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
     )  # fmt: skip
     _print_figures(figures, args.json)
@@ -457,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
+    stream.add_argument("--audio-guidance", type=float, default=None, help="audio guidance scale (1: off; default: the folder's)")
     _add_core_arguments(stream, default=2)
     _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
