@@ -32,7 +32,8 @@ run paraphrases-rolling-4-steps --model "$MODEL" --phrasing paraphrases --clips 
 # on the machines it has run on).
 run chunkwise-4-steps --model "$MODEL" --window 1 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$CLIPS" --seconds "$SECONDS_MAIN"
-# Dubbing: each clip's own video given, the voice generated and scored against its mouth.
+# Dubbing: each clip's own video given, the voice generated and scored against its mouth (the
+# folder's audio guidance guides a picture being made, never a given one: it does not touch this row).
 run dub-rolling-4-steps --model "$MODEL" --dub --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 # Where lip motion is lost (issue 31), read against the rows above: the clips as the world
 # renders them, through the model's codecs, and the mouth the model makes under the clip's voice.
