@@ -207,7 +207,7 @@ def eval_model(args: argparse.Namespace) -> int:
         pipe, clips=args.clips, seconds=args.seconds, num_inference_steps=args.steps or 4, window=args.window,
         sink_chunks=args.sink_chunks, cache_chunks=args.cache_chunks, seed=args.seed, workers=args.workers,
         threads=args.threads, progress=not args.json, phrasing=args.phrasing, dub=args.dub, drive=args.drive,
-        source=args.source, audio_guidance_scale=args.audio_guidance,
+        source=args.source, audio_guidance_scale=args.audio_guidance, guidance_scale=args.guidance,
     )  # fmt: skip
     if not args.json:
         figures.pop("rows")
@@ -484,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
     evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
     evaluation.add_argument("--seed", type=int, default=0, help="first held-out prompt: seeds SEED..SEED+CLIPS-1 (default 0)")
+    evaluation.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
     evaluation.add_argument(
         "--phrasing", choices=("world", "paraphrases"), default="world",
         help="ask in the world's phrasings, or in held-out paraphrases no training prompt used (default world)",

@@ -40,8 +40,9 @@ def describe(figures: dict) -> str:
     if window > 1 and figures.get("window_attention", "joint") != "joint":  # older rows lack it: joint
         window = f"{window} ({figures['window_attention']})"
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
-    if figures.get("audio_guidance_scale", 1.0) != 1.0:  # older rows lack it: unguided
-        sink += f", audio guidance {figures['audio_guidance_scale']:g}"
+    for key, name in (("audio_guidance_scale", "audio guidance"), ("guidance_scale", "text guidance")):
+        if figures.get(key, 1.0) != 1.0:  # older rows lack them: unguided
+            sink += f", {name} {figures[key]:g}"
     source = figures.get("source", "generated")
     if source != "generated":  # the world's own clips: no sampler was involved
         return f"held-out clips, {'as the world renders them' if source == 'world' else 'through the codecs of ' + figures['model']}"

@@ -104,13 +104,14 @@ def model(components, tmp_path_factory):
 
 
 def test_eval_command_prints_json_with_one_row_per_clip_in_seed_order(model):
-    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--seed", "5", "--threads", "1", "--workers", "2", "--json", "--audio-guidance", "1.5"]
+    command = [sys.executable, "-m", "avgen", "eval", "--model", str(model), "--clips", "2", "--seconds", "1", "--seed", "5", "--threads", "1", "--workers", "2", "--json", "--audio-guidance", "1.5", "--guidance", "2"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["clips"] == 2 and figures["steps"] == 4 and [row["seed"] for row in figures["rows"]] == [5, 6]
     assert figures["window_attention"] == "joint"  # the folder's, recorded beside the sampler's other settings
     assert figures["audio_guidance_scale"] == 1.5  # the command's, over the folder's 1
+    assert figures["guidance_scale"] == 2.0
     assert 0 <= figures["sync_within_1_frame"] <= 1 and figures["realtime_factor_median"] > 0
 
 
