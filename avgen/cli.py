@@ -182,10 +182,13 @@ def bench_stream(args: argparse.Namespace) -> int:
     _prepare(pipe, args)
     if args.audio_guidance is not None:  # the loaded folder's default, so that the warm-up runs it too
         pipe.register_to_config(audio_guidance_scale=args.audio_guidance)
-    figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
+    figures = benchmark_stream(
+        pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width,
+        guidance_scale=args.guidance,
+    )  # fmt: skip
     figures.update(
         model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
-        compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale,
+        compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale, guidance_scale=args.guidance,
         vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
     )  # fmt: skip
     _print_figures(figures, args.json)
@@ -460,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     stream.add_argument("--audio-guidance", type=float, default=None, help="audio guidance scale (1: off; default: the folder's)")
+    stream.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
     _add_core_arguments(stream, default=2)
     _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -75,7 +75,7 @@ def test_stream_commands_split_the_cores_between_denoising_and_decoding(rolling,
         torch.set_num_threads(before)
 
 
-def test_stream_bench_measures_the_audio_guidance_it_is_asked_for(capsys):
+def test_stream_bench_measures_the_guidance_it_is_asked_for(capsys):
     import json
 
     import torch
@@ -84,8 +84,8 @@ def test_stream_bench_measures_the_audio_guidance_it_is_asked_for(capsys):
 
     before = torch.get_num_threads()
     try:
-        assert main(["bench", "stream", "--minutes", "0.02", "--threads", "1", "--audio-guidance", "1.5", "--json"]) == 0
+        assert main(["bench", "stream", "--minutes", "0.02", "--threads", "1", "--audio-guidance", "1.5", "--guidance", "2", "--json"]) == 0
     finally:
         torch.set_num_threads(before)
     figures = json.loads(capsys.readouterr().out)
-    assert figures["audio_guidance_scale"] == 1.5 and figures["chunks"] > 0
+    assert (figures["audio_guidance_scale"], figures["guidance_scale"]) == (1.5, 2.0) and figures["chunks"] > 0
