@@ -131,11 +131,12 @@ class Denoiser:
             video, audio = (_window([LatentChunk(0, v, a) for v, a in recent], kind) for kind in ("video", "audio"))
             self.transformer.forward_chunks(cache, video, audio, 0.0, 0.0, encoder_hidden_states=prompt_embeds, write=True, joint=True)
 
-    def velocity(self, video, audio, timestep, step) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def velocity(self, video, audio, timestep, step, given: tuple[str, ...] = ()) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Velocities of a window of chunks (None for an absent modality).
 
         Args:
             timestep, step: (video, audio) pairs of (B, Nc) per-chunk levels and step sizes.
+            given: the modalities held clean (not denoised): their velocities are not guided.
         """
         outputs = {
             branch: self.transformer.forward_chunks(
@@ -153,7 +154,7 @@ class Denoiser:
                 return None if c is None else u + scale * (c - u)
 
             video_velocity, audio_velocity = guided(cond.video, uncond.video), guided(cond.audio, uncond.audio)
-        if self.audio_guidance_scale != 1.0 and audio is not None and video is not None and bool(timestep[0].any()):
+        if self.audio_guidance_scale != 1.0 and audio is not None and video is not None and "video" not in given:
             alone = self.transformer.forward_chunks(
                 self.caches["cond"], video, None, timestep[0], None, step[0], None, encoder_hidden_states=self.prompt_embeds,
                 **window_arguments(self.window_attention),
@@ -245,6 +246,7 @@ def rollout(
                     windows["audio"],
                     tuple(clean if kind in given else timestep for kind in ("video", "audio")),
                     tuple(clean if kind in given else step for kind in ("video", "audio")),
+                    given=tuple(given),
                 ),
             )
         )

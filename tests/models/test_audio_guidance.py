@@ -1,6 +1,5 @@
 """Guiding the picture by the voice (`Denoiser.audio_guidance_scale`), against the rule worked by hand."""
 
-import pytest
 import torch
 
 from avgen.rollout import Denoiser
@@ -47,21 +46,28 @@ def test_a_given_picture_is_not_guided_and_costs_no_forward(micro, make_latents,
     with torch.no_grad():
         expected = plain.velocity(video[:, :, 2:], audio[..., 8:], (clean, noisy), (clean, 0.25 + clean))
         calls.clear()
-        got = guided.velocity(video[:, :, 2:], audio[..., 8:], (clean, noisy), (clean, 0.25 + clean))
+        got = guided.velocity(video[:, :, 2:], audio[..., 8:], (clean, noisy), (clean, 0.25 + clean), given=("video",))
     assert len(calls) == 1
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
-@pytest.mark.parametrize("modalities", [("video",), ("audio",)])
-def test_one_modality_alone_is_left_unguided(micro_config, make_latents, modalities):
-    from avgen.models import CausalAVTransformer
 
-    torch.manual_seed(0)
-    model = CausalAVTransformer(**{**micro_config, "modalities": modalities}).eval()
-    video, audio, text = make_latents(model, 1)
-    video, audio = (video if "video" in modalities else None), (audio if "audio" in modalities else None)
-    levels = torch.full((2, 1), 0.5)
-    plain, guided = (Denoiser(model, text, audio_guidance_scale=scale) for scale in (1.0, 2.5))
-    with torch.no_grad():
-        got, expected = (d.velocity(video, audio, (levels, levels), (levels, levels)) for d in (guided, plain))
-    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(got, expected))
+def test_dubbing_through_the_rollout_runs_no_guidance_forward(micro, make_latents, monkeypatch):
+    from avgen.rollout import rollout
+
+    video, audio, text = make_latents(micro, 3)
+    picture = {"video": lambda i: video[:, :, 2 * i : 2 * i + 2]}  # each chunk's given clean frames
+    calls = []
+    forward_chunks = micro.forward_chunks
+    monkeypatch.setattr(micro, "forward_chunks", lambda *args, **kwargs: calls.append(1) or forward_chunks(*args, **kwargs))
+
+    def voice(scale):
+        calls.clear()
+        denoiser = Denoiser(micro, text, audio_guidance_scale=scale)
+        noise = lambda i: (torch.zeros_like(video[:, :, :2]), audio[..., 8 * i : 8 * i + 8])  # noqa: E731
+        with torch.no_grad():
+            chunks = rollout(denoiser, noise, torch.tensor([1.0, 0.5, 0.0]), 2, True, num_chunks=3, given=picture)
+            return torch.cat([chunk.audio for chunk in chunks], dim=-1), len(calls)
+
+    (guided, guided_calls), (plain, plain_calls) = voice(2.5), voice(1.0)
+    assert torch.equal(guided, plain) and guided_calls == plain_calls
