@@ -180,15 +180,16 @@ def bench_stream(args: argparse.Namespace) -> int:
 
     pipe = random_tiny_pipeline(args.pipeline) if args.model is None else load_pipeline(args.model, args.pipeline)
     _prepare(pipe, args)
-    if args.audio_guidance is not None:  # the loaded folder's default, so that the warm-up runs it too
+    # As the loaded folder's defaults, so that the warm-up runs the guided forwards too.
+    if args.audio_guidance is not None:
         pipe.register_to_config(audio_guidance_scale=args.audio_guidance)
-    figures = benchmark_stream(
-        pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width,
-        guidance_scale=args.guidance,
-    )  # fmt: skip
+    if args.guidance is not None:
+        pipe.register_to_config(guidance_scale=args.guidance)
+    figures = benchmark_stream(pipe, minutes=args.minutes, steps=args.steps, progress=not args.json, height=args.height, width=args.width)
     figures.update(
         model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
-        compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale, guidance_scale=args.guidance,
+        compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale,
+        guidance_scale=pipe.config.guidance_scale,
         vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
     )  # fmt: skip
     _print_figures(figures, args.json)
@@ -327,6 +328,10 @@ def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
     parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
     parser.add_argument(
+        "--guidance", type=float, default=None,
+        help="classifier-free guidance by the prompt (> 1 turns it on, 1: off; default: the folder's)",
+    )  # fmt: skip
+    parser.add_argument(
         "--audio-guidance", type=float, default=None,
         help="push the mouth further the way the voice moves it (1: off; default: the folder's)",
     )  # fmt: skip
@@ -385,7 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("prompt", help="what to generate, e.g. 'A red round face with glasses talks in a deep voice ...'")
     make.add_argument("--seconds", type=_seconds, default=None, help="length (default: the folder's frame count, else 10)")
     _add_sampler_arguments(make)
-    make.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
     make.add_argument("--seed", type=int, default=0, help="noise seed")
     make.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     make.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
@@ -463,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (default: the folder's)")
     stream.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (default: the folder's)")
     stream.add_argument("--audio-guidance", type=float, default=None, help="audio guidance scale (1: off; default: the folder's)")
-    stream.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
+    stream.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (> 1 turns it on; default: the folder's)")
     _add_core_arguments(stream, default=2)
     _add_runtime_arguments(stream)
     stream.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -488,7 +492,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--clips", type=_positive_int, default=50, help="held-out prompts (default 50)")
     evaluation.add_argument("--seconds", type=_seconds, default=20.0, help="length of each generation (default 20)")
     evaluation.add_argument("--seed", type=int, default=0, help="first held-out prompt: seeds SEED..SEED+CLIPS-1 (default 0)")
-    evaluation.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (> 1 turns it on)")
     evaluation.add_argument(
         "--phrasing", choices=("world", "paraphrases"), default="world",
         help="ask in the world's phrasings, or in held-out paraphrases no training prompt used (default world)",

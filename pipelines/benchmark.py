@@ -55,7 +55,6 @@ def benchmark_stream(
     progress: bool = False,
     height: int | None = None,
     width: int | None = None,
-    guidance_scale: float = 1.0,
 ) -> dict:
     """Warm the pipeline up (`warm_up`), then stream `minutes` of audio + video and report memory
     and time per chunk at the marks, the time to the first chunk after the prompt is encoded, and
@@ -63,8 +62,8 @@ def benchmark_stream(
     for frames decoded ahead (the codecs' part).
 
     The prompt changes half-way (the second of `PROMPTS`), as a creator steering a stream does.
-    `steps`, `height` and `width` default to the folder's; `guidance_scale` > 1 streams with
-    classifier-free guidance against the empty prompt.
+    `steps`, `height` and `width` default to the folder's; the stream is guided as the folder
+    says (its `guidance_scale` and `audio_guidance_scale`, which the warm-up runs too).
     """
     from avgen.pipelines.streaming import DEFAULT_STEPS
 
@@ -77,7 +76,7 @@ def benchmark_stream(
     report, seconds_made = {}, 0.0
     stream = pipe.stream(
         PROMPTS[0], seconds=minutes * 60, num_inference_steps=steps, height=height, width=width,
-        guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     changed = False
     began = last = time.perf_counter()

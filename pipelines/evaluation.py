@@ -146,14 +146,14 @@ def evaluate_pipeline(
     drive: bool = False,
     source: str = "generated",
     audio_guidance_scale: float | None = None,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
 ) -> dict:
     """Summary figures over `clips` held-out prompts (seeds `seed`...), plus one row per clip.
 
     With `workers` > 1 the clips are shared among that many processes of `threads` torch
     threads each, which load their own copies of `pipe` from the folder it was loaded from.
-    `audio_guidance_scale` None: the folder's; `guidance_scale` > 1: classifier-free guidance
-    against the empty prompt.
+    `audio_guidance_scale`, `guidance_scale` None: the folder's; `guidance_scale` > 1:
+    classifier-free guidance against the empty prompt.
     """
     if phrasing not in PHRASINGS:
         raise ValueError(f"unknown phrasing {phrasing!r}: choose one of {', '.join(PHRASINGS)}")
@@ -187,7 +187,7 @@ def evaluate_pipeline(
         "window": window,
         "window_attention": pipe.config.window_attention,
         "audio_guidance_scale": pipe.config.audio_guidance_scale if audio_guidance_scale is None else audio_guidance_scale,
-        "guidance_scale": guidance_scale,
+        "guidance_scale": pipe.config.guidance_scale if guidance_scale is None else guidance_scale,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,
         "phrasing": phrasing,

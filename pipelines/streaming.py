@@ -115,6 +115,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         window_attention: "joint" (every chunk of a window sees every other, Rolling Forcing's),
             "fusion-causal" (each modality jointly, the other one up to the chunk's own) or
             "causal" (each chunk the ones before it); see `Denoiser`.
+        guidance_scale: > 1 guides by the prompt (classifier-free guidance against the empty or
+            negative prompt; see `Denoiser`): the default of the call's own argument.
         audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
             see `Denoiser`): the default of the call's own argument.
     """
@@ -145,6 +147,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         text_length: int | None = None,
         recache_on_prompt_change: bool = False,
         window_attention: str = "joint",
+        guidance_scale: float = 1.0,
         audio_guidance_scale: float = 1.0,
     ):
         super().__init__()
@@ -171,6 +174,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             text_length=text_length,
             recache_on_prompt_change=recache_on_prompt_change,
             window_attention=window_attention,
+            guidance_scale=guidance_scale,
             audio_guidance_scale=audio_guidance_scale,
         )
 
@@ -482,7 +486,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         seconds: float | None = None,
         num_frames: int | None = None,
         num_inference_steps: int | None = None,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | None = None,
         audio_guidance_scale: float | None = None,
         negative_prompt: str = "",
         image=None,
@@ -510,7 +514,8 @@ class AVStreamingPipeline(DiffusionPipeline):
             seconds, num_frames: length, in seconds or pixel frames; neither streams until the caller stops.
             num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step; a
                 converted checkpoint's own count by default).
-            guidance_scale: > 1 enables classifier-free guidance against `negative_prompt`.
+            guidance_scale: > 1 enables classifier-free guidance against `negative_prompt`, at the
+                cost of a second forward per forward; 1 is off.
             audio_guidance_scale: != 1 pushes the picture further the way the voice moves it (the
                 mouth), at the cost of one video-tower forward more per forward; 1 is off. A
                 model with an audio tower only.
@@ -531,6 +536,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         num_inference_steps = num_inference_steps or self.scheduler.default_steps or DEFAULT_STEPS
         window, few_step = self.schedule(num_inference_steps, window)
         height, width = height or cfg.height, width or cfg.width
+        guidance_scale = cfg.guidance_scale if guidance_scale is None else guidance_scale
         self.check_inputs(seconds, num_frames, num_inference_steps, height, width, output_type, window)
         if self._decode_ahead and any(getattr(m, "_hf_hook", None) is not None for m in (self.transformer, self.vae)):
             raise ValueError("decoding ahead needs the transformer and the codecs on the device at once: "

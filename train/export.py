@@ -29,6 +29,10 @@ if __name__ == "__main__":
         help="the rolling window's attention, as stage 4 trained it (its window_attention; default joint)",
     )  # fmt: skip
     parser.add_argument(
+        "--guidance-scale", type=float, default=1.0,
+        help="the folder's classifier-free guidance by the prompt, a sampler setting chosen on validation seeds (default 1: off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--audio-guidance-scale", type=float, default=1.0,
         help="the folder's guidance of the picture by the voice, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
@@ -36,7 +40,7 @@ if __name__ == "__main__":
     try:
         out = export_pipeline(
             args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
-            audio_guidance_scale=args.audio_guidance_scale,
+            guidance_scale=args.guidance_scale, audio_guidance_scale=args.audio_guidance_scale,
         )  # fmt: skip
         print(f"saved {out}")
     except ConfigError as error:

@@ -11,7 +11,7 @@ class Mode:
 
     pipeline: str  # "rolling" (RollingForcingPipeline) or "mutual" (MutualForcingPipeline)
     num_inference_steps: int
-    guidance_scale: float = 1.0
+    guidance_scale: float | None = None  # None: the folder's
     description: str = ""
 
 

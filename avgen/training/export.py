@@ -18,6 +18,7 @@ def export_pipeline(
     out: str | Path,
     use_ema: bool = True,
     window_attention: str = "joint",
+    guidance_scale: float = 1.0,
     audio_guidance_scale: float = 1.0,
 ) -> Path:
     """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
@@ -27,8 +28,8 @@ def export_pipeline(
         use_ema: export the EMA weights when the checkpoint has them.
         window_attention: the rolling window's attention the weights were trained with (stage 4's
             `window_attention`), which the pipeline then samples with.
-        audio_guidance_scale: the folder's default guidance of the picture by the voice (a sampler
-            setting, chosen on validation seeds; 1: off).
+        guidance_scale, audio_guidance_scale: the folder's default guidance by the prompt and of
+            the picture by the voice (sampler settings, chosen on validation seeds; 1: off).
     """
     from avgen.pipelines.rolling_forcing import RollingForcingPipeline
 
@@ -48,6 +49,7 @@ def export_pipeline(
         text_encoder=generator.text_encoder.eval(),
         scheduler=FlowMatchShortcutScheduler(),
         window_attention=window_attention,
+        guidance_scale=guidance_scale,
         audio_guidance_scale=audio_guidance_scale,
     )
     pipeline.save_pretrained(out, safe_serialization=True)

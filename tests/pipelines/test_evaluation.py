@@ -20,7 +20,7 @@ class KnownPipeline:
     """Streams, for a held-out prompt, the world's own clip of that prompt (truth=True) or a grey picture."""
 
     fps, sample_rate = 16, 16000
-    config = SimpleNamespace(window_attention="joint", audio_guidance_scale=1.0)
+    config = SimpleNamespace(window_attention="joint", guidance_scale=1.0, audio_guidance_scale=1.0)
 
     def __init__(self, truth: bool, seeds: range):
         self.truth = truth
@@ -57,7 +57,7 @@ def test_world_clips_score_perfectly_and_grey_pictures_do_not():
     assert set(truth["attribute_adherence_by_name"]) == {"face_colour", "background", "shape"}
     assert all(share == 1.0 for share in truth["attribute_adherence_by_name"].values())
     assert len(truth["rows"]) == 3 and {row["seed"] for row in truth["rows"]} == {0, 1, 2}
-    assert truth["audio_guidance_scale"] == 1.0  # the folder's, when the call does not say
+    assert (truth["guidance_scale"], truth["audio_guidance_scale"]) == (1.0, 1.0)  # the folder's, when the call does not say
     character = sample_clip(0, split="held-out").character
     assert truth["rows"][0]["read"] == {"shape": character.shape, "face_colour": character.face_colour, "background": character.background}
     assert grey["rows"][0]["read"]["face_colour"] != character.face_colour
@@ -110,8 +110,7 @@ def test_eval_command_prints_json_with_one_row_per_clip_in_seed_order(model):
     figures = json.loads(result.stdout)
     assert figures["clips"] == 2 and figures["steps"] == 4 and [row["seed"] for row in figures["rows"]] == [5, 6]
     assert figures["window_attention"] == "joint"  # the folder's, recorded beside the sampler's other settings
-    assert figures["audio_guidance_scale"] == 1.5  # the command's, over the folder's 1
-    assert figures["guidance_scale"] == 2.0
+    assert (figures["guidance_scale"], figures["audio_guidance_scale"]) == (2.0, 1.5)  # the command's, over the folder's 1
     assert 0 <= figures["sync_within_1_frame"] <= 1 and figures["realtime_factor_median"] > 0
 
 

@@ -91,19 +91,20 @@ def test_a_causal_window_reads_each_chunk_against_the_ones_before_it_only(compon
         RollingForcingPipeline(**components, window_attention="sideways")(prompt, seconds=0.5)
 
 
-def test_audio_guidance_is_the_folders_default_and_a_call_overrides_it(components, prompt, tmp_path):
-    guided = RollingForcingPipeline(**components, audio_guidance_scale=2.0)
+@pytest.mark.parametrize("setting", ["guidance_scale", "audio_guidance_scale"])
+def test_guidance_is_the_folders_default_and_a_call_overrides_it(components, prompt, tmp_path, setting):
+    guided = RollingForcingPipeline(**components, **{setting: 2.0})
     plain = RollingForcingPipeline(**components)
     for pipe in (guided, plain):
         pipe.set_progress_bar_config(disable=True)
     by_folder = guided(prompt, seconds=1.0, generator=seeded())
-    turned_off = guided(prompt, seconds=1.0, generator=seeded(), audio_guidance_scale=1.0)
+    turned_off = guided(prompt, seconds=1.0, generator=seeded(), **{setting: 1.0})
     unguided = plain(prompt, seconds=1.0, generator=seeded())
-    by_call = plain(prompt, seconds=1.0, generator=seeded(), audio_guidance_scale=2.0)
+    by_call = plain(prompt, seconds=1.0, generator=seeded(), **{setting: 2.0})
     assert np.array_equal(turned_off.frames, unguided.frames) and np.array_equal(turned_off.audio, unguided.audio)
     assert np.array_equal(by_folder.frames, by_call.frames) and not np.array_equal(by_folder.frames, unguided.frames)
     guided.save_pretrained(tmp_path)
-    assert RollingForcingPipeline.from_pretrained(tmp_path).config.audio_guidance_scale == 2.0
+    assert getattr(RollingForcingPipeline.from_pretrained(tmp_path).config, setting) == 2.0
 
 
 def test_audio_guidance_on_a_video_only_model_says_what_to_do(prompt):
