@@ -117,6 +117,8 @@ class AVStreamingPipeline(DiffusionPipeline):
             "causal" (each chunk the ones before it); see `Denoiser`.
         guidance_scale: > 1 guides by the prompt (classifier-free guidance against the empty or
             negative prompt; see `Denoiser`): the default of the call's own argument.
+        guidance_from_level: that guidance applies to chunks at this noise level or above (1:
+            pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`).
         audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
             see `Denoiser`): the default of the call's own argument.
     """
@@ -148,6 +150,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         recache_on_prompt_change: bool = False,
         window_attention: str = "joint",
         guidance_scale: float = 1.0,
+        guidance_from_level: float = 0.0,
         audio_guidance_scale: float = 1.0,
     ):
         super().__init__()
@@ -175,6 +178,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             recache_on_prompt_change=recache_on_prompt_change,
             window_attention=window_attention,
             guidance_scale=guidance_scale,
+            guidance_from_level=guidance_from_level,
             audio_guidance_scale=audio_guidance_scale,
         )
 
@@ -514,8 +518,9 @@ class AVStreamingPipeline(DiffusionPipeline):
             seconds, num_frames: length, in seconds or pixel frames; neither streams until the caller stops.
             num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step; a
                 converted checkpoint's own count by default).
-            guidance_scale: > 1 enables classifier-free guidance against `negative_prompt`, at the
-                cost of a second forward per forward; 1 is off.
+            guidance_scale: > 1 enables classifier-free guidance against `negative_prompt` (for the
+                chunks at the folder's `guidance_from_level` or above), at the cost of a second
+                forward per forward; 1 is off.
             audio_guidance_scale: != 1 pushes the picture further the way the voice moves it (the
                 mouth), at the cost of one video-tower forward more per forward; 1 is off. A
                 model with an audio tower only.
@@ -570,8 +575,9 @@ class AVStreamingPipeline(DiffusionPipeline):
             self.transformer,
             positive,
             negative,
-            guidance_scale,
-            audio_guidance_scale,
+            guidance_scale=guidance_scale,
+            guidance_from_level=cfg.guidance_from_level,
+            audio_guidance_scale=audio_guidance_scale,
             sink=cfg.sink_chunks if sink_chunks is None else sink_chunks,
             cache_window=cfg.cache_chunks if cache_chunks is None else cache_chunks,
             reach=Reach(attention_chunks, keep_sink=True),

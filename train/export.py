@@ -33,6 +33,10 @@ if __name__ == "__main__":
         help="the folder's classifier-free guidance by the prompt, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
     parser.add_argument(
+        "--guidance-from-level", type=float, default=0.0,
+        help="the noise level from which the prompt guides (1: the pure-noise chunk only; default 0: every level)",
+    )  # fmt: skip
+    parser.add_argument(
         "--audio-guidance-scale", type=float, default=1.0,
         help="the folder's guidance of the picture by the voice, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
@@ -40,7 +44,8 @@ if __name__ == "__main__":
     try:
         out = export_pipeline(
             args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
-            guidance_scale=args.guidance_scale, audio_guidance_scale=args.audio_guidance_scale,
+            guidance_scale=args.guidance_scale, guidance_from_level=args.guidance_from_level,
+            audio_guidance_scale=args.audio_guidance_scale,
         )  # fmt: skip
         print(f"saved {out}")
     except ConfigError as error:

@@ -19,6 +19,7 @@ def export_pipeline(
     use_ema: bool = True,
     window_attention: str = "joint",
     guidance_scale: float = 1.0,
+    guidance_from_level: float = 0.0,
     audio_guidance_scale: float = 1.0,
 ) -> Path:
     """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
@@ -30,6 +31,8 @@ def export_pipeline(
             `window_attention`), which the pipeline then samples with.
         guidance_scale, audio_guidance_scale: the folder's default guidance by the prompt and of
             the picture by the voice (sampler settings, chosen on validation seeds; 1: off).
+        guidance_from_level: the noise level from which the prompt guides (see `Denoiser`; 0:
+            every level).
     """
     from avgen.pipelines.rolling_forcing import RollingForcingPipeline
 
@@ -50,6 +53,7 @@ def export_pipeline(
         scheduler=FlowMatchShortcutScheduler(),
         window_attention=window_attention,
         guidance_scale=guidance_scale,
+        guidance_from_level=guidance_from_level,
         audio_guidance_scale=audio_guidance_scale,
     )
     pipeline.save_pretrained(out, safe_serialization=True)
