@@ -81,8 +81,10 @@ dubbing=(--config train/configs/dubbing.yaml --set "threads=$THREADS")
 "$PYTHON" train/couple.py --config train/configs/multi_step.yaml --set "threads=$THREADS" --resume --no-progress
 # Sampled with the window each tower reads jointly and the audio-video fusion causally (issue 31:
 # on validation seeds the rolling lips went 0.48 -> 0.57 with the same weights), and with the
-# picture guided by the voice at 2 (0.57 -> 0.71, 2-min ΔDrift unchanged at 0.81; model card).
+# picture guided by the voice at 2 (0.57 -> 0.71, 2-min ΔDrift unchanged at 0.81) and by the
+# prompt at 2 on the pure-noise chunk only (face shapes the voice's guidance tips round read back
+# more often, drift falls; guided at every level, mint backgrounds lapse to grey; model card).
 "$PYTHON" train/export.py runs/tiny/couple-multi-step --codecs weights/avgen-tiny --out weights/avgen-tiny \
-    --window-attention fusion-causal --audio-guidance-scale 2
+    --window-attention fusion-causal --guidance-scale 2 --guidance-from-level 1 --audio-guidance-scale 2
 # The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
 "$PYTHON" train/export.py runs/tiny/couple --codecs weights/avgen-tiny --out runs/tiny/couple-pipeline
