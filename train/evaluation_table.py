@@ -16,7 +16,7 @@ COLUMNS = [
     ("sync offset 0", "sync_offset_0", "{:.0%}"),
     ("sync confidence (median)", "sync_confidence_median", "{:.2f}"),
     ("mouth motion, px (median)", "mouth_motion_median", "{:.2f}"),
-    ("attribute adherence", "attribute_adherence", "{:.0%}"),
+    ("attribute adherence", "attribute_adherence", "{:.1%}"),
     ("ΔDrift (8-bit levels)", "delta_drift_mean", "{:.2f}"),
     ("speed (x real time)", "realtime_factor_median", "{:.2f}"),
 ]
@@ -43,6 +43,8 @@ def describe(figures: dict) -> str:
     for key, name in (("audio_guidance_scale", "audio guidance"), ("guidance_scale", "text guidance")):
         if figures.get(key, 1.0) != 1.0:  # older rows lack them: unguided
             sink += f", {name} {figures[key]:g}"
+    if figures.get("guidance_scale", 1.0) > 1.0 and figures.get("guidance_from_level", 0.0) > 0.0:
+        sink += f" from level {figures['guidance_from_level']:g}"
     source = figures.get("source", "generated")
     if source != "generated":  # the world's own clips: no sampler was involved
         return f"held-out clips, {'as the world renders them' if source == 'world' else 'through the codecs of ' + figures['model']}"
