@@ -37,6 +37,7 @@ of the text are kept per prompt and cleared on their own when the prompt changes
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -123,6 +124,21 @@ class KVCache:
         self._values: dict[tuple[int, str], torch.Tensor] = {}
         self._tokens: dict[tuple[int, str], int] = {}  # tokens per chunk of each stream
         self._text: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._read_only = False  # a view of another cache's batch rows (`rows`)
+
+    def rows(self, count: int) -> KVCache:
+        """A read-only view of the first `count` batch rows, sharing this cache's buffers: a pass
+        that reads one branch of a cache whose rows hold several (a guided denoiser's)."""
+        view = copy.copy(self)
+        view._keys = {key: keys[:count] for key, keys in self._keys.items()}
+        view._values = {key: values[:count] for key, values in self._values.items()}
+        view._text = {key: (keys[:count], values[:count]) for key, (keys, values) in self._text.items()}
+        view._read_only = True
+        return view
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise RuntimeError("this cache is a read-only view of another cache's rows: write to that cache")
 
     @property
     def capacity(self) -> int:
@@ -194,6 +210,7 @@ class KVCache:
 
         The chunk counter moves on only with `commit`, after every layer has written.
         """
+        self._check_writable()
         key = (layer, stream)
         B, L, Nh, Dh = keys.shape
         tokens = L // num_chunks
@@ -218,10 +235,12 @@ class KVCache:
 
     def commit(self, num_chunks: int) -> None:
         """Advance time by the chunks just written by every layer."""
+        self._check_writable()
         self.num_chunks += num_chunks
 
     def rewind(self, num_chunks: int) -> None:
         """Step time back over the latest `num_chunks` ring chunks, so that the next write replaces them."""
+        self._check_writable()
         ring = len(self.held_chunks()) - min(self.num_chunks, self.sink)
         if not 0 <= num_chunks <= ring:
             raise ValueError(f"can rewind at most the {ring} ring chunks held, got {num_chunks}")

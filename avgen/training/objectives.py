@@ -328,7 +328,7 @@ def rollout_history(
             return chunks, cache
         denoiser = Denoiser(transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks)
         chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
-        return chunks, denoiser.caches["cond"]
+        return chunks, denoiser.cache
 
 
 class MutualForcing(SelfForcedObjective):
@@ -417,7 +417,7 @@ class Rolling(SelfForcedObjective):
             with torch.enable_grad():
                 found.update(
                     self.window_losses(
-                        denoiser.caches["cond"], noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
+                        denoiser.cache, noisy, real, chunk_slice(video_weight, first, last, self.frames_per_chunk),
                         levels, jumps, embeds, self.target_embeds(batch["prompts"], embeds), draws, attention=self.config.window_attention,
                         given=given_kind,
                     )  # fmt: skip

@@ -24,7 +24,7 @@ def test_the_picture_is_pushed_by_what_hearing_the_voice_changes_in_it_less_its_
         v_plain, a_plain = plain.velocity(*window, (levels, levels), (0.25 * torch.ones_like(levels),) * 2)
         v_guided, a_guided = guided.velocity(*window, (levels, levels), (0.25 * torch.ones_like(levels),) * 2)
         alone = micro.forward_chunks(
-            plain.caches["cond"], window[0], None, levels, None, 0.25 * torch.ones_like(levels), None,
+            plain.cache, window[0], None, levels, None, 0.25 * torch.ones_like(levels), None,
             encoder_hidden_states=text, joint=True, joint_fusion=False,
         ).video  # fmt: skip
     heard = v_plain - alone

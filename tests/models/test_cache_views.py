@@ -72,16 +72,16 @@ def test_a_recache_rewrites_the_history_after_the_sink_under_the_new_prompt():
         denoiser.set_prompt(new)
         reference = Denoiser(model, old, **layout)
         reference.refresh(chunks[0], None)
-        reference.caches["cond"].clear_text()
-        model.forward_chunks(reference.caches["cond"], torch.cat(chunks[3:], 2), None, 0.0, encoder_hidden_states=new, write=True, joint=True)
+        reference.cache.clear_text()
+        model.forward_chunks(reference.cache, torch.cat(chunks[3:], 2), None, 0.0, encoder_hidden_states=new, write=True, joint=True)
         plain = Denoiser(model, old, **layout)
         for chunk in chunks:
             plain.refresh(chunk, None)
     # Keys are stored rotated at their absolute times, so compare what a next chunk reads from each.
     probe = torch.randn(1, 4, 2, 4, 6, generator=generator)
     with torch.no_grad():
-        got, want, kept = (model.forward_chunks(d.caches["cond"], probe, None, 0.5, encoder_hidden_states=new).video for d in (denoiser, reference, plain))
+        got, want, kept = (model.forward_chunks(d.cache, probe, None, 0.5, encoder_hidden_states=new).video for d in (denoiser, reference, plain))
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, kept, atol=1e-3)
-    sink_keys = [d.caches["cond"].read(0, "video")[0][:, :24] for d in (denoiser, plain)]  # chunk 0: 2 frames x 12 tokens
+    sink_keys = [d.cache.read(0, "video")[0][:, :24] for d in (denoiser, plain)]  # chunk 0: 2 frames x 12 tokens
     torch.testing.assert_close(*sink_keys)  # the sink keeps the old prompt's keys

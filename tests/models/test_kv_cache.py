@@ -103,3 +103,15 @@ def test_prompt_change_clears_only_the_text(micro, make_latents):
 def test_bad_cache_sizes_are_refused():
     with pytest.raises(ValueError, match="sink and window"):
         KVCache(sink=0, window=0)
+
+
+def test_a_rows_view_reads_those_rows_and_cannot_write(micro, make_latents):
+    video, audio, text = make_latents(micro, 2, batch=4)
+    cache = KVCache(sink=1, window=2)
+    with torch.no_grad():
+        micro.refresh(cache, video[:, :, :2], audio[:, :, :8], encoder_hidden_states=text)
+        view = cache.rows(2)
+        assert torch.equal(view.read(0, "video")[0], cache.read(0, "video")[0][:2])
+        with pytest.raises(RuntimeError, match="read-only view"):
+            micro.refresh(view, video[:2, :, 2:], audio[:2, :, 8:], encoder_hidden_states=text[:2])
+    assert cache.num_chunks == 1

@@ -6,7 +6,7 @@ from avgen.rollout import Denoiser
 
 
 def velocities(model, text, first_chunk, window, levels, **guidance):
-    """One denoiser's velocities for `window`, after the same clean chunk went into its caches."""
+    """One denoiser's velocities for `window`, after the same clean chunk went into its cache."""
     denoiser = Denoiser(model, text, negative_prompt_embeds=torch.zeros_like(text), **guidance)
     with torch.no_grad():
         denoiser.refresh(*first_chunk)
@@ -40,3 +40,30 @@ def test_guidance_at_every_level_is_the_published_rule(micro, make_latents):
     guided = velocities(micro, text, first, window, levels, guidance_scale=2.5)
     for c, u, g in zip(cond, uncond, guided):
         torch.testing.assert_close(g, u + 2.5 * (c - u))
+
+
+def test_both_branches_run_in_one_forward(micro, make_latents, monkeypatch):
+    video, audio, text = make_latents(micro, 3)
+    calls = []
+    forward_chunks = micro.forward_chunks
+    monkeypatch.setattr(micro, "forward_chunks", lambda *args, **kwargs: calls.append(args[1].shape[0]) or forward_chunks(*args, **kwargs))
+    velocities(micro, text, (video[:, :, :2], audio[..., :8]), (video[:, :, 2:], audio[..., 8:]), torch.ones(2, 2), guidance_scale=2.0)
+    assert calls == [4, 4]  # the refresh and the window, each over the rows (cond; uncond) of a batch of 2
+
+
+def test_a_recached_prompt_change_leaves_the_conditional_rows_as_unguided(micro, make_latents):
+    video, audio, text = make_latents(micro, 4)
+    new = make_latents(micro, 4, seed=1)[2]
+
+    def recached(**guidance):
+        denoiser = Denoiser(micro, text, negative_prompt_embeds=torch.zeros_like(text), recache=True, **guidance)
+        with torch.no_grad():
+            for c in range(3):
+                denoiser.refresh(video[:, :, 2 * c : 2 * c + 2], audio[..., 8 * c : 8 * c + 8])
+            denoiser.set_prompt(new)
+            levels = torch.full((2, 1), 0.5)
+            out = micro.forward_chunks(denoiser.conditional_cache, video[:, :, 6:], audio[..., 24:], levels, levels, encoder_hidden_states=new)
+        return denoiser.conditional_cache.read(0, "video")[0], out.video
+
+    for got, want in zip(recached(guidance_scale=2.0), recached()):
+        torch.testing.assert_close(got, want)
