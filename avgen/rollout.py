@@ -160,27 +160,26 @@ class Denoiser:
             **window_arguments(self.window_attention),
         )  # fmt: skip
         video_velocity, audio_velocity = output.video, output.audio
-        cond_video = video_velocity
+        batch = self.prompt_embeds.shape[0]
         if self.guided:
-            scale, batch = self.guidance_scale, self.prompt_embeds.shape[0]
 
             def guided(v, levels):  # v: (2B, C, F, ...) rows (cond; uncond); levels: (B, Nc) of the window's chunks
                 if v is None:
-                    return None, None
+                    return None
                 c, u = v.split(batch)
-                mixed = u + scale * (c - u)
+                mixed = u + self.guidance_scale * (c - u)
                 if self.guidance_from_level <= 0.0:
-                    return mixed, c
+                    return mixed
                 within = (levels >= self.guidance_from_level).repeat_interleave(c.shape[2] // levels.shape[1], dim=1)  # (B, F)
-                return torch.where(within.view(batch, 1, within.shape[1], *[1] * (c.dim() - 3)), mixed, c), c
+                return torch.where(within.view(batch, 1, within.shape[1], *[1] * (c.dim() - 3)), mixed, c)
 
-            (video_velocity, cond_video), (audio_velocity, _) = guided(output.video, timestep[0]), guided(output.audio, timestep[1])
+            video_velocity, audio_velocity = guided(output.video, timestep[0]), guided(output.audio, timestep[1])
         if self.audio_guidance_scale != 1.0 and audio is not None and video is not None and "video" not in given:
             alone = self.transformer.forward_chunks(
                 self.conditional_cache, video, None, timestep[0], None, step[0], None, encoder_hidden_states=self.prompt_embeds,
                 **window_arguments(self.window_attention),
             ).video  # (B, C, F, h, w)
-            heard = cond_video - alone
+            heard = output.video[:batch] - alone  # the conditional rows
             heard = heard - heard.mean(dim=(-2, -1), keepdim=True)
             video_velocity = video_velocity + (self.audio_guidance_scale - 1.0) * heard
         return video_velocity, audio_velocity

@@ -519,8 +519,8 @@ class AVStreamingPipeline(DiffusionPipeline):
             num_inference_steps: noise levels each chunk passes (4-8 few-step, ~50 multi-step; a
                 converted checkpoint's own count by default).
             guidance_scale: > 1 enables classifier-free guidance against `negative_prompt` (for the
-                chunks at the folder's `guidance_from_level` or above), at the cost of a second
-                forward per forward; 1 is off.
+                chunks at the folder's `guidance_from_level` or above), its branch run as more
+                batch rows of each forward; 1 is off.
             audio_guidance_scale: != 1 pushes the picture further the way the voice moves it (the
                 mouth), at the cost of one video-tower forward more per forward; 1 is off. A
                 model with an audio tower only.

@@ -1,5 +1,6 @@
 """Guiding the picture by the voice (`Denoiser.audio_guidance_scale`), against the rule worked by hand."""
 
+import pytest
 import torch
 
 from avgen.rollout import Denoiser
@@ -50,6 +51,20 @@ def test_a_given_picture_is_not_guided_and_costs_no_forward(micro, make_latents,
     assert len(calls) == 1
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
+
+@pytest.mark.parametrize("modalities", [("video",), ("audio",)])
+def test_one_modality_alone_is_left_unguided(micro_config, make_latents, modalities):
+    from avgen.models import CausalAVTransformer
+
+    torch.manual_seed(0)
+    model = CausalAVTransformer(**{**micro_config, "modalities": modalities}).eval()
+    video, audio, text = make_latents(model, 1)
+    video, audio = (video if "video" in modalities else None), (audio if "audio" in modalities else None)
+    levels = torch.full((2, 1), 0.5)
+    plain, guided = (Denoiser(model, text, audio_guidance_scale=scale) for scale in (1.0, 2.5))
+    with torch.no_grad():
+        got, expected = (d.velocity(video, audio, (levels, levels), (levels, levels)) for d in (guided, plain))
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(got, expected))
 
 
 def test_dubbing_through_the_rollout_runs_no_guidance_forward(micro, make_latents, monkeypatch):
