@@ -59,6 +59,15 @@ def _window(chunks: list[LatentChunk], kind: str) -> torch.Tensor | None:
     return None if parts[0] is None else torch.cat(parts, dim=2)
 
 
+def _largest_positions(change: torch.Tensor, area: float) -> torch.Tensor:
+    """(B, 1, F, h, w) mask of the round(area * h * w) positions (at least one) of each frame
+    where `change` (B, C, F, h, w) is largest over its channels."""
+    size = change.abs().amax(1, keepdim=True).flatten(-2)  # (B, 1, F, h * w)
+    count = max(1, round(area * size.shape[-1]))
+    threshold = size.topk(count, dim=-1).values[..., -1:]  # (B, 1, F, 1)
+    return (size >= threshold).view_as(change[:, :1])
+
+
 @dataclass
 class Denoiser:
     """The transformer with its cache and prompt: a velocity per chunk, optionally guided.
@@ -80,8 +89,12 @@ class Denoiser:
     mouth), pushed further. Only the spatial detail of that change is pushed: its mean over
     each frame's height and width, a shift of the whole picture's colour, is not, because
     piled up chunk after chunk through the cache it drifts the picture over minutes (avgen-tiny
-    at 1.5, 2 min: ΔDrift 2.4 with the mean pushed, 0.75 without, 0.81 unguided). Skipped while
-    the picture is given (dubbing).
+    at 1.5, 2 min: ΔDrift 2.4 with the mean pushed, 0.75 without, 0.81 unguided). With
+    audio_guidance_area < 1 it is pushed only at that share of each frame's latent positions
+    where it is largest, the mouth: what hearing the voice changes elsewhere (a face's outline
+    drawn a little rounder) is left as heard, not pushed (avgen-tiny, 0.125 of its 8 x 8
+    positions: faces' shapes read back a little more often, drift falls). Skipped while the
+    picture is given (dubbing).
 
     recache: on a prompt change, rewrite the keys/values of the cached chunks after the sink
     under the new prompt, in one pass where they see each other and the sink (LongLive's KV
@@ -101,6 +114,7 @@ class Denoiser:
     guidance_scale: float = 1.0
     guidance_from_level: float = 0.0
     audio_guidance_scale: float = 1.0
+    audio_guidance_area: float = 1.0
     sink: int = 1
     cache_window: int = 4
     reach: Reach = Reach()
@@ -114,6 +128,8 @@ class Denoiser:
     def __post_init__(self):
         if self.window_attention not in WINDOW_ATTENTION:
             raise ValueError(f"window_attention must be one of {', '.join(WINDOW_ATTENTION)}, got {self.window_attention!r}")
+        if not 0.0 < self.audio_guidance_area <= 1.0:
+            raise ValueError(f"audio_guidance_area is a share of each frame's positions, in (0, 1]; got {self.audio_guidance_area}")
         if self.guided and self.negative_prompt_embeds is None:
             raise ValueError("guidance_scale > 1 needs negative_prompt_embeds")
         self.cache = KVCache(self.sink, self.cache_window, self.reach, self.refresh_reach, self.sink_positions)
@@ -181,6 +197,8 @@ class Denoiser:
             ).video  # (B, C, F, h, w)
             heard = output.video[:batch] - alone  # the conditional rows
             heard = heard - heard.mean(dim=(-2, -1), keepdim=True)
+            if self.audio_guidance_area < 1.0:
+                heard = heard * _largest_positions(heard, self.audio_guidance_area)
             video_velocity = video_velocity + (self.audio_guidance_scale - 1.0) * heard
         return video_velocity, audio_velocity
 

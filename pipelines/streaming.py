@@ -121,6 +121,8 @@ class AVStreamingPipeline(DiffusionPipeline):
             pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`).
         audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
             see `Denoiser`): the default of the call's own argument.
+        audio_guidance_area: that guidance pushes only this share of each frame's latent
+            positions, where the voice changes the picture most (the mouth; 1: everywhere).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae->audio_codec"
@@ -152,6 +154,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         guidance_from_level: float = 0.0,
         audio_guidance_scale: float = 1.0,
+        audio_guidance_area: float = 1.0,
     ):
         super().__init__()
         if ("audio" in transformer.modalities) != (audio_codec is not None):
@@ -180,6 +183,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             guidance_scale=guidance_scale,
             guidance_from_level=guidance_from_level,
             audio_guidance_scale=audio_guidance_scale,
+            audio_guidance_area=audio_guidance_area,
         )
 
     # ------------------------------------------------------------------ derived sizes
@@ -578,6 +582,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             guidance_scale=guidance_scale,
             guidance_from_level=cfg.guidance_from_level,
             audio_guidance_scale=audio_guidance_scale,
+            audio_guidance_area=cfg.audio_guidance_area,
             sink=cfg.sink_chunks if sink_chunks is None else sink_chunks,
             cache_window=cfg.cache_chunks if cache_chunks is None else cache_chunks,
             reach=Reach(attention_chunks, keep_sink=True),

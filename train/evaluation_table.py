@@ -43,6 +43,8 @@ def describe(figures: dict) -> str:
     for key, name in (("audio_guidance_scale", "audio guidance"), ("guidance_scale", "text guidance")):
         if figures.get(key, 1.0) != 1.0:  # older rows lack them: unguided
             sink += f", {name} {figures[key]:g}"
+        if key == "audio_guidance_scale" and figures.get(key, 1.0) != 1.0 and figures.get("audio_guidance_area", 1.0) < 1.0:
+            sink += f" at {figures['audio_guidance_area']:g} of the positions"
     if figures.get("guidance_scale", 1.0) > 1.0 and figures.get("guidance_from_level", 0.0) > 0.0:
         sink += f" from level {figures['guidance_from_level']:g}"
     source = figures.get("source", "generated")

@@ -40,12 +40,16 @@ if __name__ == "__main__":
         "--audio-guidance-scale", type=float, default=1.0,
         help="the folder's guidance of the picture by the voice, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
+    parser.add_argument(
+        "--audio-guidance-area", type=float, default=1.0,
+        help="the share of each frame's latent positions the voice's guidance pushes, where it is largest (the mouth; default 1: all)",
+    )  # fmt: skip
     args = parser.parse_args()
     try:
         out = export_pipeline(
             args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
             guidance_scale=args.guidance_scale, guidance_from_level=args.guidance_from_level,
-            audio_guidance_scale=args.audio_guidance_scale,
+            audio_guidance_scale=args.audio_guidance_scale, audio_guidance_area=args.audio_guidance_area,
         )  # fmt: skip
         print(f"saved {out}")
     except ConfigError as error:

@@ -21,6 +21,7 @@ def export_pipeline(
     guidance_scale: float = 1.0,
     guidance_from_level: float = 0.0,
     audio_guidance_scale: float = 1.0,
+    audio_guidance_area: float = 1.0,
 ) -> Path:
     """Write `out` in diffusers layout (model_index.json + transformer/, text_encoder/, vae/, audio_codec/, scheduler/).
 
@@ -33,6 +34,8 @@ def export_pipeline(
             the picture by the voice (sampler settings, chosen on validation seeds; 1: off).
         guidance_from_level: the noise level from which the prompt guides (see `Denoiser`; 0:
             every level).
+        audio_guidance_area: the share of each frame's latent positions the voice's guidance
+            pushes, where it is largest (see `Denoiser`; 1: every position).
     """
     from avgen.pipelines.rolling_forcing import RollingForcingPipeline
 
@@ -55,6 +58,7 @@ def export_pipeline(
         guidance_scale=guidance_scale,
         guidance_from_level=guidance_from_level,
         audio_guidance_scale=audio_guidance_scale,
+        audio_guidance_area=audio_guidance_area,
     )
     pipeline.save_pretrained(out, safe_serialization=True)
     return Path(out)

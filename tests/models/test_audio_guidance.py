@@ -1,4 +1,4 @@
-"""Guiding the picture by the voice (`Denoiser.audio_guidance_scale`), against the rule worked by hand."""
+"""Guiding the picture by the voice (`Denoiser.audio_guidance_scale`, `audio_guidance_area`), against the rule worked by hand."""
 
 import pytest
 import torch
@@ -6,9 +6,11 @@ import torch
 from avgen.rollout import Denoiser
 
 
-def denoisers(model, text, scales, first_chunk):
+def denoisers(model, text, scales, first_chunk, area=1.0):
     """One denoiser per scale, each with the same clean chunk already in its cache."""
-    made = [Denoiser(model, text, audio_guidance_scale=scale, window_attention="fusion-causal") for scale in scales]
+    made = [
+        Denoiser(model, text, audio_guidance_scale=scale, audio_guidance_area=area, window_attention="fusion-causal") for scale in scales
+    ]
     with torch.no_grad():
         for denoiser in made:
             denoiser.refresh(*first_chunk)
@@ -34,6 +36,32 @@ def test_the_picture_is_pushed_by_what_hearing_the_voice_changes_in_it_less_its_
     assert heard.abs().max() > 1e-3  # the voice does move this picture: the rule above is not vacuous
     torch.testing.assert_close(v_guided.mean(dim=(-2, -1)), v_plain.mean(dim=(-2, -1)))  # no colour shift pushed
     assert torch.equal(a_guided, a_plain)  # the voice itself is not guided
+
+
+def test_an_area_keeps_the_push_to_the_positions_where_hearing_the_voice_changes_the_picture_most(micro, make_latents):
+    video, audio, text = make_latents(micro, 3)
+    first = (video[:, :, :2], audio[..., :8])
+    window = (video[:, :, 2:], audio[..., 8:])
+    levels = torch.tensor([[0.75, 0.5]] * 2)
+    steps = (0.25 * torch.ones_like(levels),) * 2
+    plain, everywhere = denoisers(micro, text, (1.0, 2.5), first)
+    (kept,) = denoisers(micro, text, (2.5,), first, area=0.25)
+    with torch.no_grad():
+        v_plain, v_everywhere, v_kept = (d.velocity(*window, (levels, levels), steps)[0] for d in (plain, everywhere, kept))
+    push = v_everywhere - v_plain  # (B, C, F, h, w): 1.5 x what hearing the voice changes, less its mean
+    positions = push.shape[-2] * push.shape[-1]
+    size = push.abs().amax(1).flatten(-2)  # (B, F, h * w)
+    largest = size >= size.topk(round(0.25 * positions), dim=-1).values[..., -1:]
+    torch.testing.assert_close(v_kept, v_plain + push * largest.view_as(push[:, 0]).unsqueeze(1))
+    moved = (v_kept - v_plain).abs().amax(1).flatten(-2) > 0  # (B, F, h * w)
+    assert (moved.sum(-1) == round(0.25 * positions)).all()  # a quarter of each frame's positions, no more
+
+
+@pytest.mark.parametrize("area", [0.0, 1.5])
+def test_an_area_outside_a_share_says_what_to_do(micro, make_latents, area):
+    _, _, text = make_latents(micro, 1)
+    with pytest.raises(ValueError, match=r"audio_guidance_area is a share of each frame's positions, in \(0, 1\]"):
+        Denoiser(micro, text, audio_guidance_scale=2.0, audio_guidance_area=area)
 
 
 def test_a_given_picture_is_not_guided_and_costs_no_forward(micro, make_latents, monkeypatch):
