@@ -190,7 +190,7 @@ def bench_stream(args: argparse.Namespace) -> int:
         model=args.model or "random tiny", pipeline=args.pipeline, threads=args.threads, torch_threads=torch.get_num_threads(),
         compiled=is_compiled(pipe.transformer), audio_guidance_scale=pipe.config.audio_guidance_scale,
         guidance_scale=pipe.config.guidance_scale, guidance_from_level=pipe.config.guidance_from_level,
-        audio_guidance_area=pipe.config.audio_guidance_area,
+        guidance_area_below_level=pipe.config.guidance_area_below_level, audio_guidance_area=pipe.config.audio_guidance_area,
         vae_dtype=str(pipe.vae.dtype).removeprefix("torch."),
     )  # fmt: skip
     _print_figures(figures, args.json)

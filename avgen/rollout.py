@@ -79,6 +79,12 @@ class Denoiser:
     its shape it helps, where its detail settles it piles off-distribution detail into the
     cache (avgen-tiny, 4 steps: guided at every level, a mint background turns grey within
     seconds; guided at the pure-noise level only, it stays mint and the face keeps its shape).
+    guidance_area_below_level > 0 still guides the picture's chunks below that level, but only
+    at that share of each frame's latent positions where the guidance is largest (an outline's
+    corners, the eyes) and not where it is small and everywhere (a background's colour, which
+    is what piles up): avgen-tiny at 0.125 reads soft square and diamond faces right more often
+    than guided at the pure-noise level only, with no background lapse. The voice stays
+    unguided there: it has no positions to choose between.
     The branches are the batch rows (cond; uncond) of one forward and one cache: avgen-tiny's
     CPU stream runs guided at 4.5x real time this way, at 3.4x with a second forward (4.4x
     unguided): small matrices leave most of a forward's time to per-operation overhead.
@@ -113,6 +119,7 @@ class Denoiser:
     negative_prompt_embeds: torch.Tensor | None = None
     guidance_scale: float = 1.0
     guidance_from_level: float = 0.0
+    guidance_area_below_level: float = 0.0
     audio_guidance_scale: float = 1.0
     audio_guidance_area: float = 1.0
     sink: int = 1
@@ -128,6 +135,8 @@ class Denoiser:
     def __post_init__(self):
         if self.window_attention not in WINDOW_ATTENTION:
             raise ValueError(f"window_attention must be one of {', '.join(WINDOW_ATTENTION)}, got {self.window_attention!r}")
+        if not 0.0 <= self.guidance_area_below_level <= 1.0:
+            raise ValueError(f"guidance_area_below_level is a share of each frame's positions, in [0, 1]; got {self.guidance_area_below_level}")
         if not 0.0 < self.audio_guidance_area <= 1.0:
             raise ValueError(f"audio_guidance_area is a share of each frame's positions, in (0, 1]; got {self.audio_guidance_area}")
         if self.guided and self.negative_prompt_embeds is None:
@@ -186,8 +195,12 @@ class Denoiser:
                 mixed = u + self.guidance_scale * (c - u)
                 if self.guidance_from_level <= 0.0:
                     return mixed
+                below = c
+                if self.guidance_area_below_level > 0.0 and c.dim() == 5:  # the picture: (B, C, F, h, w)
+                    push = c - u
+                    below = c + (self.guidance_scale - 1.0) * push * _largest_positions(push, self.guidance_area_below_level)
                 within = (levels >= self.guidance_from_level).repeat_interleave(c.shape[2] // levels.shape[1], dim=1)  # (B, F)
-                return torch.where(within.view(batch, 1, within.shape[1], *[1] * (c.dim() - 3)), mixed, c)
+                return torch.where(within.view(batch, 1, within.shape[1], *[1] * (c.dim() - 3)), mixed, below)
 
             video_velocity, audio_velocity = guided(output.video, timestep[0]), guided(output.audio, timestep[1])
         if self.audio_guidance_scale != 1.0 and audio is not None and video is not None and "video" not in given:

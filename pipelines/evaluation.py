@@ -189,6 +189,7 @@ def evaluate_pipeline(
         "audio_guidance_scale": pipe.config.audio_guidance_scale if audio_guidance_scale is None else audio_guidance_scale,
         "guidance_scale": pipe.config.guidance_scale if guidance_scale is None else guidance_scale,
         "guidance_from_level": pipe.config.guidance_from_level,
+        "guidance_area_below_level": pipe.config.guidance_area_below_level,
         "audio_guidance_area": pipe.config.audio_guidance_area,
         "sink_chunks": sink_chunks,
         "cache_chunks": cache_chunks,

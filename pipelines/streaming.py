@@ -121,6 +121,8 @@ class AVStreamingPipeline(DiffusionPipeline):
             pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`).
         audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
             see `Denoiser`): the default of the call's own argument.
+        guidance_area_below_level: below that level the picture is still guided at this share
+            of each frame's latent positions, where the guidance is largest (0: not at all).
         audio_guidance_area: that guidance pushes only this share of each frame's latent
             positions, where the voice changes the picture most (the mouth; 1: everywhere).
     """
@@ -153,6 +155,7 @@ class AVStreamingPipeline(DiffusionPipeline):
         window_attention: str = "joint",
         guidance_scale: float = 1.0,
         guidance_from_level: float = 0.0,
+        guidance_area_below_level: float = 0.0,
         audio_guidance_scale: float = 1.0,
         audio_guidance_area: float = 1.0,
     ):
@@ -182,6 +185,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             window_attention=window_attention,
             guidance_scale=guidance_scale,
             guidance_from_level=guidance_from_level,
+            guidance_area_below_level=guidance_area_below_level,
             audio_guidance_scale=audio_guidance_scale,
             audio_guidance_area=audio_guidance_area,
         )
@@ -581,6 +585,7 @@ class AVStreamingPipeline(DiffusionPipeline):
             negative,
             guidance_scale=guidance_scale,
             guidance_from_level=cfg.guidance_from_level,
+            guidance_area_below_level=cfg.guidance_area_below_level,
             audio_guidance_scale=audio_guidance_scale,
             audio_guidance_area=cfg.audio_guidance_area,
             sink=cfg.sink_chunks if sink_chunks is None else sink_chunks,

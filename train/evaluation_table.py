@@ -47,6 +47,8 @@ def describe(figures: dict) -> str:
             sink += f" at {figures['audio_guidance_area']:g} of the positions"
     if figures.get("guidance_scale", 1.0) > 1.0 and figures.get("guidance_from_level", 0.0) > 0.0:
         sink += f" from level {figures['guidance_from_level']:g}"
+        if figures.get("guidance_area_below_level", 0.0) > 0.0:
+            sink += f" (below it at {figures['guidance_area_below_level']:g} of the positions)"
     source = figures.get("source", "generated")
     if source != "generated":  # the world's own clips: no sampler was involved
         return f"held-out clips, {'as the world renders them' if source == 'world' else 'through the codecs of ' + figures['model']}"

@@ -37,6 +37,10 @@ if __name__ == "__main__":
         help="the noise level from which the prompt guides (1: the pure-noise chunk only; default 0: every level)",
     )  # fmt: skip
     parser.add_argument(
+        "--guidance-area-below-level", type=float, default=0.0,
+        help="below that level, the share of each frame's latent positions the prompt still guides, where it guides most (default 0: none)",
+    )  # fmt: skip
+    parser.add_argument(
         "--audio-guidance-scale", type=float, default=1.0,
         help="the folder's guidance of the picture by the voice, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
@@ -49,6 +53,7 @@ if __name__ == "__main__":
         out = export_pipeline(
             args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
             guidance_scale=args.guidance_scale, guidance_from_level=args.guidance_from_level,
+            guidance_area_below_level=args.guidance_area_below_level,
             audio_guidance_scale=args.audio_guidance_scale, audio_guidance_area=args.audio_guidance_area,
         )  # fmt: skip
         print(f"saved {out}")

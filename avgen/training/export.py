@@ -20,6 +20,7 @@ def export_pipeline(
     window_attention: str = "joint",
     guidance_scale: float = 1.0,
     guidance_from_level: float = 0.0,
+    guidance_area_below_level: float = 0.0,
     audio_guidance_scale: float = 1.0,
     audio_guidance_area: float = 1.0,
 ) -> Path:
@@ -34,6 +35,8 @@ def export_pipeline(
             the picture by the voice (sampler settings, chosen on validation seeds; 1: off).
         guidance_from_level: the noise level from which the prompt guides (see `Denoiser`; 0:
             every level).
+        guidance_area_below_level: the share of each frame's latent positions still guided by the
+            prompt below that level, where its guidance is largest (see `Denoiser`; 0: none).
         audio_guidance_area: the share of each frame's latent positions the voice's guidance
             pushes, where it is largest (see `Denoiser`; 1: every position).
     """
@@ -57,6 +60,7 @@ def export_pipeline(
         window_attention=window_attention,
         guidance_scale=guidance_scale,
         guidance_from_level=guidance_from_level,
+        guidance_area_below_level=guidance_area_below_level,
         audio_guidance_scale=audio_guidance_scale,
         audio_guidance_area=audio_guidance_area,
     )

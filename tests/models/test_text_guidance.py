@@ -1,4 +1,7 @@
-"""Guiding by the prompt (`Denoiser.guidance_scale`), and only above a noise level (`guidance_from_level`)."""
+"""Guiding by the prompt (`Denoiser.guidance_scale`), and only above a noise level (`guidance_from_level`)
+or, below it, only where it guides most (`guidance_area_below_level`)."""
+
+import pytest
 
 import torch
 
@@ -28,6 +31,41 @@ def test_guidance_from_a_level_mixes_only_the_chunks_at_or_above_it(micro, make_
                 expected = everywhere if level >= 1.0 else plain
                 torch.testing.assert_close(at(from_top[kind][b : b + 1], frames), at(expected[kind][b : b + 1], frames))
         assert (everywhere[kind] - plain[kind]).abs().max() > 1e-3  # the prompt does move both: not vacuous
+
+
+def test_below_the_level_an_area_guides_the_picture_only_where_the_guidance_is_largest(micro, make_latents):
+    video, audio, text = make_latents(micro, 3)
+    first = (video[:, :, :2], audio[..., :8])
+    window = (video[:, :, 2:], audio[..., 8:])  # two chunks of 2 latent frames each
+    levels = torch.tensor([[1.0, 0.5], [0.5, 1.0]])
+    plain = velocities(micro, text, first, window, levels)
+    everywhere = velocities(micro, text, first, window, levels, guidance_scale=3.0)
+    from_top = velocities(micro, text, first, window, levels, guidance_scale=3.0, guidance_from_level=1.0)
+    kept = velocities(micro, text, first, window, levels, guidance_scale=3.0, guidance_from_level=1.0, guidance_area_below_level=0.25)
+    torch.testing.assert_close(kept[1], from_top[1])  # the voice: guided at the level only, as before
+    push = everywhere[0] - plain[0]  # (B, C, F, h, w): (3 - 1) x (cond - uncond)
+    positions = push.shape[-2] * push.shape[-1]
+    for b, chunk_levels in enumerate(levels.tolist()):
+        for c, level in enumerate(chunk_levels):
+            frames = slice(2 * c, 2 * c + 2)
+            got = kept[0][b : b + 1, :, frames]
+            if level >= 1.0:
+                torch.testing.assert_close(got, from_top[0][b : b + 1, :, frames])
+                continue
+            chunk_push = push[b : b + 1, :, frames]
+            size = chunk_push.abs().amax(1).flatten(-2)  # (1, 2, h * w)
+            largest = (size >= size.topk(round(0.25 * positions), dim=-1).values[..., -1:]).view_as(chunk_push[:, 0])
+            unguided = from_top[0][b : b + 1, :, frames]  # the conditional rows of the same batched forward
+            torch.testing.assert_close(got, unguided + chunk_push * largest.unsqueeze(1))
+            moved = (got - unguided).abs().amax(1).flatten(-2) > 0
+            assert (moved.sum(-1) == round(0.25 * positions)).all()  # a quarter of each frame's positions
+
+
+@pytest.mark.parametrize("area", [-0.5, 1.5])
+def test_an_area_below_the_level_outside_a_share_says_what_to_do(micro, make_latents, area):
+    _, _, text = make_latents(micro, 1)
+    with pytest.raises(ValueError, match=r"guidance_area_below_level is a share of each frame's positions, in \[0, 1\]"):
+        Denoiser(micro, text, negative_prompt_embeds=torch.zeros_like(text), guidance_scale=2.0, guidance_area_below_level=area)
 
 
 def test_guidance_at_every_level_is_the_published_rule(micro, make_latents):

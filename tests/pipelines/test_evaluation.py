@@ -20,7 +20,9 @@ class KnownPipeline:
     """Streams, for a held-out prompt, the world's own clip of that prompt (truth=True) or a grey picture."""
 
     fps, sample_rate = 16, 16000
-    config = SimpleNamespace(window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0)
+    config = SimpleNamespace(
+        window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, guidance_area_below_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0
+    )
 
     def __init__(self, truth: bool, seeds: range):
         self.truth = truth
