@@ -83,8 +83,12 @@ dubbing=(--config train/configs/dubbing.yaml --set "threads=$THREADS")
 # on validation seeds the rolling lips went 0.48 -> 0.57 with the same weights), and with the
 # picture guided by the voice at 2 (0.57 -> 0.71, 2-min ΔDrift unchanged at 0.81) and by the
 # prompt at 2 on the pure-noise chunk only (face shapes the voice's guidance tips round read back
-# more often, drift falls; guided at every level, mint backgrounds lapse to grey; model card).
+# more often, drift falls; guided at every level, mint backgrounds lapse to grey; model card), and
+# below that level too, but only at the eighth of each frame's latent positions where it guides
+# most (an outline's corners), as the voice's guidance only pushes the eighth it changes most (the
+# mouth): on validation seeds 50-99 face shapes read 84 -> 96 %, ΔDrift 0.86 -> 0.61.
 "$PYTHON" train/export.py runs/tiny/couple-multi-step --codecs weights/avgen-tiny --out weights/avgen-tiny \
-    --window-attention fusion-causal --guidance-scale 2 --guidance-from-level 1 --audio-guidance-scale 2
+    --window-attention fusion-causal --guidance-scale 2 --guidance-from-level 1 --guidance-area-below-level 0.125 \
+    --audio-guidance-scale 2 --audio-guidance-area 0.125
 # The stage-2 model as a pipeline too: the evaluation compares it with the shipped one.
 "$PYTHON" train/export.py runs/tiny/couple --codecs weights/avgen-tiny --out runs/tiny/couple-pipeline
