@@ -97,10 +97,9 @@ class Denoiser:
     piled up chunk after chunk through the cache it drifts the picture over minutes (avgen-tiny
     at 1.5, 2 min: ΔDrift 2.4 with the mean pushed, 0.75 without, 0.81 unguided). With
     audio_guidance_area < 1 it is pushed only at that share of each frame's latent positions
-    where it is largest, the mouth: what hearing the voice changes elsewhere (a face's outline
-    drawn a little rounder) is left as heard, not pushed (avgen-tiny, 0.125 of its 8 x 8
-    positions: faces' shapes read back a little more often, drift falls). Skipped while the
-    picture is given (dubbing).
+    where it is largest, the mouth: what hearing the voice changes elsewhere is left as heard,
+    not pushed (avgen-tiny, 0.125 of its 8 x 8 positions, validation seeds: two more square faces
+    of 100 read square, drift falls). Skipped while the picture is given (dubbing).
 
     recache: on a prompt change, rewrite the keys/values of the cached chunks after the sink
     under the new prompt, in one pass where they see each other and the sink (LongLive's KV
@@ -188,7 +187,7 @@ class Denoiser:
         batch = self.prompt_embeds.shape[0]
         if self.guided:
 
-            def guided(v, levels):  # v: (2B, C, F, ...) rows (cond; uncond); levels: (B, Nc) of the window's chunks
+            def guided(v, levels, area):  # v: (2B, C, F, ...) rows (cond; uncond); levels: (B, Nc) of the window's chunks
                 if v is None:
                     return None
                 c, u = v.split(batch)
@@ -196,13 +195,14 @@ class Denoiser:
                 if self.guidance_from_level <= 0.0:
                     return mixed
                 below = c
-                if self.guidance_area_below_level > 0.0 and c.dim() == 5:  # the picture: (B, C, F, h, w)
+                if area > 0.0:
                     push = c - u
-                    below = c + (self.guidance_scale - 1.0) * push * _largest_positions(push, self.guidance_area_below_level)
+                    below = c + (self.guidance_scale - 1.0) * push * _largest_positions(push, area)
                 within = (levels >= self.guidance_from_level).repeat_interleave(c.shape[2] // levels.shape[1], dim=1)  # (B, F)
                 return torch.where(within.view(batch, 1, within.shape[1], *[1] * (c.dim() - 3)), mixed, below)
 
-            video_velocity, audio_velocity = guided(output.video, timestep[0]), guided(output.audio, timestep[1])
+            video_velocity = guided(output.video, timestep[0], self.guidance_area_below_level)
+            audio_velocity = guided(output.audio, timestep[1], 0.0)  # a waveform's latents have no positions to choose between
         if self.audio_guidance_scale != 1.0 and audio is not None and video is not None and "video" not in given:
             alone = self.transformer.forward_chunks(
                 self.conditional_cache, video, None, timestep[0], None, step[0], None, encoder_hidden_states=self.prompt_embeds,

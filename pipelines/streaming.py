@@ -119,10 +119,10 @@ class AVStreamingPipeline(DiffusionPipeline):
             negative prompt; see `Denoiser`): the default of the call's own argument.
         guidance_from_level: that guidance applies to chunks at this noise level or above (1:
             pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`).
-        audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
-            see `Denoiser`): the default of the call's own argument.
         guidance_area_below_level: below that level the picture is still guided at this share
             of each frame's latent positions, where the guidance is largest (0: not at all).
+        audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;
+            see `Denoiser`): the default of the call's own argument.
         audio_guidance_area: that guidance pushes only this share of each frame's latent
             positions, where the voice changes the picture most (the mouth; 1: everywhere).
     """

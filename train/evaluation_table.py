@@ -40,15 +40,17 @@ def describe(figures: dict) -> str:
     if window > 1 and figures.get("window_attention", "joint") != "joint":  # older rows lack it: joint
         window = f"{window} ({figures['window_attention']})"
     sink = f"sink {figures['sink_chunks']} + window {figures['cache_chunks']}"
-    for key, name in (("audio_guidance_scale", "audio guidance"), ("guidance_scale", "text guidance")):
-        if figures.get(key, 1.0) != 1.0:  # older rows lack them: unguided
-            sink += f", {name} {figures[key]:g}"
-        if key == "audio_guidance_scale" and figures.get(key, 1.0) != 1.0 and figures.get("audio_guidance_area", 1.0) < 1.0:
+    # Older rows lack the guidance settings: unguided, at every level and position.
+    if figures.get("audio_guidance_scale", 1.0) != 1.0:
+        sink += f", audio guidance {figures['audio_guidance_scale']:g}"
+        if figures.get("audio_guidance_area", 1.0) < 1.0:
             sink += f" at {figures['audio_guidance_area']:g} of the positions"
-    if figures.get("guidance_scale", 1.0) > 1.0 and figures.get("guidance_from_level", 0.0) > 0.0:
-        sink += f" from level {figures['guidance_from_level']:g}"
-        if figures.get("guidance_area_below_level", 0.0) > 0.0:
-            sink += f" (below it at {figures['guidance_area_below_level']:g} of the positions)"
+    if figures.get("guidance_scale", 1.0) != 1.0:
+        sink += f", text guidance {figures['guidance_scale']:g}"
+        if figures["guidance_scale"] > 1.0 and figures.get("guidance_from_level", 0.0) > 0.0:
+            sink += f" from level {figures['guidance_from_level']:g}"
+            if figures.get("guidance_area_below_level", 0.0) > 0.0:
+                sink += f" (below it at {figures['guidance_area_below_level']:g} of the positions)"
     source = figures.get("source", "generated")
     if source != "generated":  # the world's own clips: no sampler was involved
         return f"held-out clips, {'as the world renders them' if source == 'world' else 'through the codecs of ' + figures['model']}"
