@@ -118,7 +118,8 @@ class AVStreamingPipeline(DiffusionPipeline):
         guidance_scale: > 1 guides by the prompt (classifier-free guidance against the empty or
             negative prompt; see `Denoiser`): the default of the call's own argument.
         guidance_from_level: that guidance applies to chunks at this noise level or above (1:
-            pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`).
+            pure noise; 0, every level, as classifier-free guidance is published; see `Denoiser`):
+            the same noise at any step count, a few steps' first or a 50-step mode's first several.
         guidance_area_below_level: below that level the picture is still guided at this share
             of each frame's latent positions, where the guidance is largest (0: not at all).
         audio_guidance_scale: != 1 guides the picture by the voice (a model with an audio tower;

@@ -118,6 +118,19 @@ def test_audio_guidance_on_a_video_only_model_says_what_to_do(prompt):
         pipe(prompt, seconds=0.5, audio_guidance_scale=2.0)
 
 
+def test_guidance_from_a_level_guides_the_same_noise_at_any_step_count(components, prompt):
+    """From level 0.8, 4 steps (levels 1, 0.75, ...) are guided at their first step only, as from
+    level 1; 8 steps (1, 0.875, ...) at their first two, where from level 1 guides one."""
+    outputs = {}
+    for level in (1.0, 0.8):
+        pipe = MutualForcingPipeline(**components, guidance_scale=3.0, guidance_from_level=level)
+        pipe.set_progress_bar_config(disable=True)
+        outputs[level] = [pipe(prompt, seconds=0.5, num_inference_steps=steps, generator=seeded()) for steps in (4, 8)]
+    (top_4, top_8), (from_08_4, from_08_8) = outputs[1.0], outputs[0.8]
+    assert np.array_equal(top_4.frames, from_08_4.frames) and np.array_equal(top_4.audio, from_08_4.audio)
+    assert not np.array_equal(top_8.frames, from_08_8.frames)
+
+
 def test_multi_step_mode_with_guidance_runs(mutual, prompt):
     out = mutual(prompt, seconds=0.5, num_inference_steps=12, guidance_scale=3.0, generator=seeded())
     assert out.frames.shape[1] == 8 and np.isfinite(out.audio).all()
