@@ -14,8 +14,8 @@
 # level lapsed mint backgrounds there; guidance from level 1 followed), 450-499 (the
 # text-guidance release's test seeds, where face shapes fell short; the areas followed, chosen on
 # 0-19, 50-99 and 400-449), 500-549 (the voice's area alone read shapes no better there; the
-# prompt's area followed). Fresh test seeds start at 650. The 6-s rows at the end were last run for the world-encoder release
-# (SHORT=0 skips them).
+# prompt's area followed). Fresh test seeds start at 650. The 6-s rows at the end were last run
+# for the world-encoder release (SHORT=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AVGEN=${AVGEN:-.venv/bin/avgen}
@@ -24,7 +24,7 @@ STAGE2_MODEL=${STAGE2_MODEL:-runs/tiny/couple-pipeline}  # written by train/avge
 OUT=$MODEL/evaluation
 WORKERS=${WORKERS:-2}
 CLIPS=${CLIPS:-50}; SECONDS_MAIN=${SECONDS_MAIN:-20}        # main table, few- vs multi-step
-MULTI=${MULTI:-50}; MULTI_SEED=${MULTI_SEED:-600}            # few- vs multi-step rows (about 45 min here)
+MULTI=${MULTI:-50}; MULTI_SEED=${MULTI_SEED:-600}            # few- vs multi-step rows (about 30 min here)
 SHORT=${SHORT:-50}; SECONDS_SHORT=${SECONDS_SHORT:-6}       # stage 2 vs stage 3+4, few- vs multi-step at 6 s
 LONG=${LONG:-10}; SECONDS_LONG=${SECONDS_LONG:-120}         # drift over 2 minutes
 SEED=${SEED:-550}
