@@ -68,6 +68,19 @@ def _largest_positions(change: torch.Tensor, area: float) -> torch.Tensor:
     return (size >= threshold).view_as(change[:, :1])
 
 
+def voice_push(heard: torch.Tensor, alone: torch.Tensor, area: float) -> torch.Tensor:
+    """What hearing the voice changes in the picture's velocity, the part voice guidance pushes.
+
+    heard, alone: (B, C, F, h, w) video velocities with the audio fused in and without it.
+    Only the spatial detail of the change, at the `area` share of each frame's positions where
+    it is largest (the mouth); its mean over a frame, a shift of the whole picture's colour, is
+    not pushed (see Denoiser).
+    """
+    change = heard - alone
+    change = change - change.mean(dim=(-2, -1), keepdim=True)
+    return change * _largest_positions(change, area) if area < 1.0 else change
+
+
 @dataclass
 class Denoiser:
     """The transformer with its cache and prompt: a velocity per chunk, optionally guided.
@@ -212,11 +225,8 @@ class Denoiser:
                 self.conditional_cache, video, None, timestep[0], None, step[0], None, encoder_hidden_states=self.prompt_embeds,
                 **window_arguments(self.window_attention),
             ).video  # (B, C, F, h, w)
-            heard = output.video[:batch] - alone  # the conditional rows
-            heard = heard - heard.mean(dim=(-2, -1), keepdim=True)
-            if self.audio_guidance_area < 1.0:
-                heard = heard * _largest_positions(heard, self.audio_guidance_area)
-            video_velocity = video_velocity + (self.audio_guidance_scale - 1.0) * heard
+            push = voice_push(output.video[:batch], alone, self.audio_guidance_area)  # the conditional rows
+            video_velocity = video_velocity + (self.audio_guidance_scale - 1.0) * push
         return video_velocity, audio_velocity
 
     def refresh(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> None:

@@ -103,6 +103,9 @@ class TrainingConfig:
     # path that carries the voice into the lips (audio_conditioning).
     drive_probability: float = 0.0
     distill_weight: float = 1.0  # weight of the few-step self-distillation loss beside flow matching
+    # Weight of flow matching on the self-generated window (the multi-step mode's loss). 0 trains the
+    # few-step jumps alone against a teacher the run leaves as it found it (with ema_target).
+    flow_weight: float = 1.0
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     # The target of a few-step jump d: 0, two half jumps of the few-step mode (the shortcut
     # ladder, each jump size taught by the next smaller one); s > 0, Euler steps of at most s of
@@ -112,6 +115,14 @@ class TrainingConfig:
     # Stage 4: how a window's chunks see each other, as the pipeline will sample: "joint" (Rolling
     # Forcing's), "fusion-causal" or "causal" (avgen.rollout.Denoiser); export the run with the same.
     window_attention: str = "joint"
+    # Stages 3 and 4: the voice's guidance the few-step mode samples with (avgen.rollout.Denoiser's
+    # audio_guidance_scale and audio_guidance_area; 1: off). Otherwise the model is rolled out and
+    # distilled unguided while the pipeline samples it guided: its one jump pushes the mouth once
+    # where the half jumps that teach it push it twice. Above 1, the history is rolled out so
+    # guided and self-distillation matches the guided jump to the guided moves of its target: the
+    # few-step mode is trained as it samples. Export the run with the same settings.
+    audio_guidance_scale: float = 1.0
+    audio_guidance_area: float = 1.0
     sink_chunks: int = 1  # KV cache while rolling out: attention sink ...
     cache_chunks: int = 4  # ... and ring buffer, as at inference
 
@@ -153,8 +164,10 @@ class TrainingConfig:
             (self.few_steps >= 1, "few_steps", ">= 1"),
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
+            (self.flow_weight >= 0, "flow_weight", ">= 0"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (0 <= self.distill_teacher_step <= 1, "distill_teacher_step", "in [0, 1] (0: two half jumps)"),
+            (0 < self.audio_guidance_area <= 1, "audio_guidance_area", "in (0, 1]: a share of each frame's positions"),
             (self.window_attention in WINDOW_ATTENTION, "window_attention", f"one of {', '.join(WINDOW_ATTENTION)}"),
             (self.parallel in ("ddp", "fsdp"), "parallel", "'ddp' or 'fsdp'"),
             (self.text_encoder in TEXT_ENCODERS, "text_encoder", f"one of {', '.join(TEXT_ENCODERS)}"),

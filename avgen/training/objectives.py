@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from avgen.models.kv_cache import KVCache
-from avgen.rollout import Denoiser, LatentChunk, rollout, window_arguments
+from avgen.rollout import Denoiser, LatentChunk, rollout, voice_push, window_arguments
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.config import TrainingConfig
 from avgen.training.generator import Generator
@@ -237,6 +237,25 @@ class SelfForcedObjective(Objective):
         )
         return output.video, output.audio
 
+    def guided_velocity(self, transformer, cache, video, audio, t, d, embeds, attention: str, given: str | None = None):
+        """`velocity` with the picture guided by the voice as the sampler guides it
+        (`audio_guidance_scale`): one more forward of the video tower alone, without the audio."""
+        video_velocity, audio_velocity = self.velocity(transformer, cache, video, audio, t, d, embeds, attention, given)
+        scale = self.config.audio_guidance_scale
+        if scale == 1.0 or given == "video":
+            return video_velocity, audio_velocity
+        alone, _ = self.velocity(transformer, cache, video, None, t, d, embeds, attention)
+        push = voice_push(video_velocity, alone, self.config.audio_guidance_area)
+        return video_velocity + (scale - 1.0) * push, audio_velocity
+
+    def denoiser(self, embeds: torch.Tensor, window_attention: str = "joint") -> Denoiser:
+        """The sampler's denoiser for the self-generated history, guided by the voice as the pipeline samples."""
+        config = self.config
+        return Denoiser(
+            self.transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks, window_attention=window_attention,
+            audio_guidance_scale=config.audio_guidance_scale, audio_guidance_area=config.audio_guidance_area,
+        )  # fmt: skip
+
     def target_embeds(self, prompts: list[str], embeds: torch.Tensor) -> torch.Tensor:
         if not self._target:
             return embeds.detach()
@@ -263,11 +282,11 @@ class SelfForcedObjective(Objective):
         noises = [draws.normal(*x.shape[1:]) for x in real]
         flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
         flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, attention, given)
-        student = self.velocity(self.transformer, cache, *noisy, t, d, embeds, attention, given)
+        student = self.guided_velocity(self.transformer, cache, *noisy, t, d, embeds, attention, given)
         flow_targets = [noise - x for noise, x in zip(noises, real)]
         position_weights = {"video": video_weight, "audio": None}
         losses = {}
-        for mode, predictions, goals, scale in (("fm", flow, flow_targets, 1.0), ("sd", student, targets, self.config.distill_weight)):
+        for mode, predictions, goals, scale in (("fm", flow, flow_targets, self.config.flow_weight), ("sd", student, targets, self.config.distill_weight)):
             for kind, prediction, goal in zip(kinds, predictions, goals):
                 loss = per_sample_mse(prediction, goal, position_weights[kind]).mean()
                 losses[f"{mode}_{kind}"] = (0.0 if kind == given else scale, loss)
@@ -291,7 +310,7 @@ class SelfForcedObjective(Objective):
             moves, step_input = 2, self.half_step(d)
         x, level, total = list(noisy), t, None
         for _ in range(moves):
-            velocities = self.velocity(self.target_transformer, cache, *x, level, step_input, target_embeds, attention, given)
+            velocities = self.guided_velocity(self.target_transformer, cache, *x, level, step_input, target_embeds, attention, given)
             total = list(velocities) if total is None else [a + b for a, b in zip(total, velocities)]
             x = [x_ if kind == given else self.jump(x_, v, d / moves, kind) for x_, v, kind in zip(x, velocities, kinds)]
             level = level - d / moves
@@ -326,7 +345,7 @@ def rollout_history(
                 transformer.refresh(cache, video, audio, encoder_hidden_states=embeds)
                 chunks.append(LatentChunk(index, video, audio, level=config.few_steps))
             return chunks, cache
-        denoiser = Denoiser(transformer, embeds, sink=config.sink_chunks, cache_window=config.cache_chunks)
+        denoiser = objective.denoiser(embeds)
         chunks = list(rollout(denoiser, objective.noise_fn(draws, batch), objective.levels(), 1, True, num_chunks=num_chunks))
         return chunks, denoiser.cache
 
@@ -395,10 +414,7 @@ class Rolling(SelfForcedObjective):
         ticks = self.loss_ticks(num_chunks, window, opening)
         chosen = ticks[draws.shared_int(0, len(ticks))]
         embeds = self.generator.embed(batch["prompts"])
-        denoiser = Denoiser(
-            self.transformer, embeds.detach(), sink=self.config.sink_chunks, cache_window=self.config.cache_chunks,
-            window_attention=self.config.window_attention,
-        )  # fmt: skip
+        denoiser = self.denoiser(embeds.detach(), self.config.window_attention)
         video_weight = self.video_weight(batch["video"])
         found = {}
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from avgen.models.kv_cache import KVCache
+from avgen.rollout import Denoiser
 from avgen.scheduler import FlowMatchShortcutScheduler
 from avgen.training.objectives import per_position
 from avgen.training.trainer import Trainer
@@ -30,13 +31,17 @@ def window_and_jump(small_config, **changes):
     return objective, cache, tuple(noisy), t, d, embeds
 
 
-def moved_by_hand(objective, cache, noisy, t, d, embeds, moves: int, step_input: float) -> list[torch.Tensor]:
-    """(x_t - x_{t-d}) / d after `moves` scheduler steps of d / moves, each read at `step_input`."""
+def moved_by_hand(objective, cache, noisy, t, d, embeds, moves: int, step_input: float, sampler=None) -> list[torch.Tensor]:
+    """(x_t - x_{t-d}) / d after `moves` scheduler steps of d / moves, each read at `step_input`
+    by the objective's unguided velocity, or by a pipeline's `sampler` (a Denoiser) when given."""
     x, level = list(noisy), t
     for _ in range(moves):
         step = torch.full_like(t, step_input)
         with torch.no_grad():
-            velocities = objective.velocity(objective.transformer, cache, *x, level, step, embeds, "joint")
+            if sampler is None:
+                velocities = objective.velocity(objective.transformer, cache, *x, level, step, embeds, "joint")
+            else:
+                velocities = sampler.velocity(*x, (level, level), (step, step))
         after = level - d / moves
         x = [
             FlowMatchShortcutScheduler.step(
@@ -65,3 +70,20 @@ def test_the_multi_step_teacher_target_is_euler_steps_of_the_multi_step_mode(sma
     ladder = moved_by_hand(objective, cache, noisy, t, d, embeds, moves=2, step_input=0.25)
     assert (target[0] - ladder[0]).abs().max() > 1e-3
 
+
+
+def test_voice_guided_distillation_trains_the_jump_the_sampler_takes_against_the_half_jumps_it_would_take(small_config):
+    """audio_guidance_scale > 1: target and student are the pipeline's voice-guided velocities, not the bare ones."""
+    objective, cache, noisy, t, d, embeds = window_and_jump(small_config, audio_guidance_scale=3.0, audio_guidance_area=0.25)
+    sampler = Denoiser(objective.transformer, embeds, audio_guidance_scale=3.0, audio_guidance_area=0.25, window_attention="joint")
+    target = objective.jump_target(cache, noisy, t, d, embeds, attention="joint", given=None)
+    for got, expected in zip(target, moved_by_hand(objective, cache, noisy, t, d, embeds, moves=2, step_input=0.25, sampler=sampler)):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    bare = moved_by_hand(objective, cache, noisy, t, d, embeds, moves=2, step_input=0.25)
+    assert (target[0] - bare[0]).abs().max() > 1e-3
+
+    with torch.no_grad():
+        student = objective.guided_velocity(objective.transformer, cache, *noisy, t, d, embeds, "joint")
+        sampled = sampler.velocity(*noisy, (t, t), (d, d))
+    for got, expected in zip(student, sampled):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

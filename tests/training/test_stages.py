@@ -25,6 +25,11 @@ def fixed_loss(trainer: Trainer) -> float:
         ("mutual_forcing", {"steps": 12, "learning_rate": 2e-3, "ema_decay": 0.9, "ema_target": True}),
         ("rolling", {"steps": 12, "learning_rate": 2e-3, "few_steps": 2, "motion_weight": 4.0, "prompt_dropout": 0.25}),
         ("rolling", {"steps": 12, "learning_rate": 2e-3, "few_steps": 2, "distill_teacher_step": 0.25, "window_attention": "causal"}),
+        (
+            "rolling",
+            {"steps": 12, "learning_rate": 2e-3, "few_steps": 2, "audio_guidance_scale": 2.0, "audio_guidance_area": 0.25,
+             "window_attention": "fusion-causal"},
+        ),  # fmt: skip
     ],
 )
 def test_stage_loss_is_finite_and_decreases(small_config, stage, changes):
@@ -207,6 +212,15 @@ def test_rolling_stage_steps_with_a_given_modality_hold_it_real_and_clean_and_tr
     with torch.no_grad():
         _, other = trainer.objective(swapped, draws())
     assert float(other[f"fm_{trained}"]) != float(metrics[f"fm_{trained}"])
+
+
+def test_flow_weight_0_trains_the_few_step_jumps_alone(small_config):
+    trainer = Trainer(small_config("rolling", steps=1, clip_chunks=5, few_steps=2, flow_weight=0.0, distill_weight=2.0), progress=False)
+    batch = trainer.data.batch([0, 1], trainer.processes.device)
+    with torch.no_grad():
+        loss, metrics = trainer.objective(batch, Draws(0, 0, [0, 1], trainer.processes.device))
+    assert set(metrics) == {"sd_video", "sd_audio"}  # flow matching weighs 0: not logged
+    assert float(loss) == pytest.approx(2.0 * float(metrics["sd_video"] + metrics["sd_audio"]), rel=1e-5)
 
 
 def test_dubbing_and_driving_shares_may_not_exceed_all_steps(small_config):
