@@ -106,6 +106,10 @@ class TrainingConfig:
     # Weight of flow matching on the self-generated window (the multi-step mode's loss). 0 trains the
     # few-step jumps alone against a teacher the run leaves as it found it (with ema_target).
     flow_weight: float = 1.0
+    # Weight of a loss holding the multi-step mode (step input 0) on the window where the target
+    # weights have it (with ema_target: where the run began), so that distilling the few-step jumps
+    # against that mode does not move the teacher through the weights they share. 0: off.
+    keep_weight: float = 0.0
     distill_min_step: float = 0.0625  # smallest jump taught by self-distillation (below it: d = 0 halves)
     # The target of a few-step jump d: 0, two half jumps of the few-step mode (the shortcut
     # ladder, each jump size taught by the next smaller one); s > 0, Euler steps of at most s of
@@ -165,6 +169,7 @@ class TrainingConfig:
             (self.motion_weight >= 0, "motion_weight", ">= 0"),
             (0 <= self.prompt_dropout < 1, "prompt_dropout", "in [0, 1)"),
             (self.flow_weight >= 0, "flow_weight", ">= 0"),
+            (self.keep_weight >= 0, "keep_weight", ">= 0"),
             (0 < self.distill_min_step <= 1, "distill_min_step", "in (0, 1]"),
             (0 <= self.distill_teacher_step <= 1, "distill_teacher_step", "in [0, 1] (0: two half jumps)"),
             (0 < self.audio_guidance_area <= 1, "audio_guidance_area", "in (0, 1]: a share of each frame's positions"),

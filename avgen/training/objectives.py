@@ -152,7 +152,7 @@ class Objective(nn.Module):
         return total, {name: value.detach() for name, (weight, value) in losses.items() if weight != 0}
 
     def losses(self, batch: dict, draws: Draws) -> dict[str, tuple[float, torch.Tensor]]:
-        """{name: (weight, scalar)}; names are "<mode>_<modality>" (fm: flow matching, sd: self-distillation)."""
+        """{name: (weight, scalar)}; names are "<mode>_<modality>" (fm: flow matching, sd: self-distillation, keep: the multi-step mode held)."""
         raise NotImplementedError
 
 
@@ -285,8 +285,15 @@ class SelfForcedObjective(Objective):
         student = self.guided_velocity(self.transformer, cache, *noisy, t, d, embeds, attention, given)
         flow_targets = [noise - x for noise, x in zip(noises, real)]
         position_weights = {"video": video_weight, "audio": None}
+        terms = [("fm", flow, flow_targets, self.config.flow_weight), ("sd", student, targets, self.config.distill_weight)]
+        if self.config.keep_weight > 0:
+            zero = torch.zeros_like(d)
+            kept = self.velocity(self.transformer, cache, *noisy, t, zero, embeds, attention, given)
+            with torch.no_grad():
+                teacher = self.velocity(self.target_transformer, cache, *noisy, t, zero, target_embeds, attention, given)
+            terms.append(("keep", kept, teacher, self.config.keep_weight))
         losses = {}
-        for mode, predictions, goals, scale in (("fm", flow, flow_targets, self.config.flow_weight), ("sd", student, targets, self.config.distill_weight)):
+        for mode, predictions, goals, scale in terms:
             for kind, prediction, goal in zip(kinds, predictions, goals):
                 loss = per_sample_mse(prediction, goal, position_weights[kind]).mean()
                 losses[f"{mode}_{kind}"] = (0.0 if kind == given else scale, loss)

@@ -223,6 +223,20 @@ def test_flow_weight_0_trains_the_few_step_jumps_alone(small_config):
     assert float(loss) == pytest.approx(2.0 * float(metrics["sd_video"] + metrics["sd_audio"]), rel=1e-5)
 
 
+def test_keep_weight_holds_the_multi_step_mode_where_the_target_weights_have_it(small_config):
+    """keep: the online multi-step velocity against the target's (the EMA's), 0 while they are equal."""
+    config = small_config("rolling", steps=1, clip_chunks=5, few_steps=2, keep_weight=1.0, ema_decay=0.9, ema_target=True)
+    trainer = Trainer(config, progress=False)
+    batch = trainer.data.batch([0, 1], trainer.processes.device)
+    with torch.no_grad():
+        _, fresh = trainer.objective(batch, Draws(0, 0, [0, 1], trainer.processes.device))
+        for parameter in trainer.generator.transformer.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+        _, moved = trainer.objective(batch, Draws(0, 0, [0, 1], trainer.processes.device))
+    assert float(fresh["keep_video"]) == pytest.approx(0.0, abs=1e-10) and float(fresh["keep_audio"]) == pytest.approx(0.0, abs=1e-10)
+    assert float(moved["keep_video"]) > 1e-6 and float(moved["keep_audio"]) > 1e-6
+
+
 def test_dubbing_and_driving_shares_may_not_exceed_all_steps(small_config):
     with pytest.raises(ValueError, match="drive_probability"):
         small_config("rolling", dub_probability=0.6, drive_probability=0.5)
