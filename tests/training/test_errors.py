@@ -44,7 +44,7 @@ SHIPPED = {
     "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
     "experiments/multi-step-rolling.yaml": "rolling", "experiments/motion-weight-rolling.yaml": "rolling",
     "experiments/multi-step-teacher.yaml": "rolling", "experiments/causal-window-teacher.yaml": "rolling", "experiments/causal-window.yaml": "rolling",
-    "experiments/fusion-causal-window.yaml": "rolling",
+    "experiments/fusion-causal-window.yaml": "rolling", "experiments/guided-teacher.yaml": "rolling",
 }  # fmt: skip
 
 
