@@ -242,7 +242,7 @@ class SelfForcedObjective(Objective):
         (`audio_guidance_scale`): one more forward of the video tower alone, without the audio."""
         video_velocity, audio_velocity = self.velocity(transformer, cache, video, audio, t, d, embeds, attention, given)
         scale = self.config.audio_guidance_scale
-        if scale == 1.0 or given == "video":
+        if scale == 1.0 or video is None or audio is None or given == "video":
             return video_velocity, audio_velocity
         alone, _ = self.velocity(transformer, cache, video, None, t, d, embeds, attention)
         push = voice_push(video_velocity, alone, self.config.audio_guidance_area)

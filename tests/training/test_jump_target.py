@@ -71,7 +71,6 @@ def test_the_multi_step_teacher_target_is_euler_steps_of_the_multi_step_mode(sma
     assert (target[0] - ladder[0]).abs().max() > 1e-3
 
 
-
 def test_voice_guided_distillation_trains_the_jump_the_sampler_takes_against_the_half_jumps_it_would_take(small_config):
     """audio_guidance_scale > 1: target and student are the pipeline's voice-guided velocities, not the bare ones."""
     objective, cache, noisy, t, d, embeds = window_and_jump(small_config, audio_guidance_scale=3.0, audio_guidance_area=0.25)
