@@ -41,10 +41,10 @@ SHIPPED = {
     "text_encoder.yaml": "text_encoder", "dubbing.yaml": "rolling", "from_video_model/audio_tower.yaml": "pretrain",
     "from_video_model/couple.yaml": "couple", "from_video_model/mutual_forcing.yaml": "mutual_forcing",
     "from_video_model/rolling.yaml": "rolling", "experiments/driving.yaml": "rolling",
-    "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple",
+    "experiments/mouth-weight.yaml": "rolling", "multi_step.yaml": "couple", "guided_teacher.yaml": "rolling",
     "experiments/multi-step-rolling.yaml": "rolling", "experiments/motion-weight-rolling.yaml": "rolling",
     "experiments/multi-step-teacher.yaml": "rolling", "experiments/causal-window-teacher.yaml": "rolling", "experiments/causal-window.yaml": "rolling",
-    "experiments/fusion-causal-window.yaml": "rolling", "experiments/guided-teacher.yaml": "rolling",
+    "experiments/fusion-causal-window.yaml": "rolling",
 }  # fmt: skip
 
 
