@@ -279,13 +279,16 @@ class SelfForcedObjective(Objective):
         """
         kinds = ("video", "audio")
         targets = self.jump_target(cache, noisy, t, d, target_embeds, attention, given)
+        # Drawn even with flow matching off, so that the draws after them do not depend on flow_weight.
         noises = [draws.normal(*x.shape[1:]) for x in real]
-        flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
-        flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, attention, given)
+        terms = []
+        if self.config.flow_weight > 0:  # at 0 its forward would only feed a loss weighed 0
+            flow_inputs = [x if kind == given else self.noised(x, noise, t, kind) for x, noise, kind in zip(real, noises, kinds)]
+            flow = self.velocity(self.transformer, cache, *flow_inputs, t, torch.zeros_like(t), embeds, attention, given)
+            terms.append(("fm", flow, [noise - x for noise, x in zip(noises, real)], self.config.flow_weight))
         student = self.guided_velocity(self.transformer, cache, *noisy, t, d, embeds, attention, given)
-        flow_targets = [noise - x for noise, x in zip(noises, real)]
+        terms.append(("sd", student, targets, self.config.distill_weight))
         position_weights = {"video": video_weight, "audio": None}
-        terms = [("fm", flow, flow_targets, self.config.flow_weight), ("sd", student, targets, self.config.distill_weight)]
         if self.config.keep_weight > 0:
             zero = torch.zeros_like(d)
             kept = self.velocity(self.transformer, cache, *noisy, t, zero, embeds, attention, given)
