@@ -15,8 +15,10 @@
 # release's test seeds, few- vs multi-step rows on 600-649; a 10-clip 50-step row on 550-559 led
 # to guiding the 50-step mode over the same noise as the 4-step one, guidance_from_level 0.8),
 # 650-749 (a candidate's test seeds, where the exact frame fell short; validation since, where
-# this release's training windows were chosen). Fresh test seeds start at 850. The 6-s rows at
-# the end were last run for the world-encoder release (SHORT=0 skips them).
+# this release's training windows were chosen). 850-879 are this release's test of drift over 2
+# minutes on 30 more clips, declared before it ran (evaluation/drift-test-850-879/): ten 2-minute
+# clips do not settle rolling against chunk by chunk, so run LONG=30. Fresh test seeds start at
+# 880. The 6-s rows at the end were last run for the world-encoder release (SHORT=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AVGEN=${AVGEN:-.venv/bin/avgen}
