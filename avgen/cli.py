@@ -327,7 +327,7 @@ def _add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="weights/avgen-tiny", help="pipeline folder (default weights/avgen-tiny)")
     parser.add_argument("--pipeline", choices=("rolling", "mutual"), default="rolling", help="Rolling Forcing or chunk-wise Mutual Forcing")
     parser.add_argument("--steps", type=_positive_int, default=None, help="denoising steps per chunk (default: the folder's, else 4)")
-    parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, else --steps)")
+    parser.add_argument("--window", type=_positive_int, default=None, help="rolling window in chunks (default: the folder's, its dub_window when voicing --video, else --steps)")
     parser.add_argument(
         "--guidance", type=float, default=None,
         help="classifier-free guidance by the prompt (> 1 turns it on, 1: off; default: the folder's)",

@@ -21,7 +21,7 @@ class MutualForcingPipeline(AVStreamingPipeline):
         careful = pipe("A red round face ...", seconds=10, num_inference_steps=50, guidance_scale=3.0)
     """
 
-    def schedule(self, num_inference_steps: int, window: int | None) -> tuple[int, bool]:
+    def schedule(self, num_inference_steps: int, window: int | None, dubbing: bool = False) -> tuple[int, bool]:
         if window not in (None, 1):
             raise ValueError(f"MutualForcingPipeline generates one chunk at a time: window must be 1, got {window}")
         return 1, num_inference_steps <= FEW_STEP_MAX

@@ -20,10 +20,10 @@ class RollingForcingPipeline(AVStreamingPipeline):
 
     `window` defaults to the folder's (a converted chunk-wise checkpoint's is 1), else to
     `num_inference_steps` (one level per chunk in the window); a window of 1 is plain
-    chunk-wise few-step generation.
+    chunk-wise few-step generation. Voicing a given video, the folder's `dub_window` comes first.
     """
 
-    def schedule(self, num_inference_steps: int, window: int | None) -> tuple[int, bool]:
+    def schedule(self, num_inference_steps: int, window: int | None, dubbing: bool = False) -> tuple[int, bool]:
         if window is None:
-            window = self.config.window or num_inference_steps
+            window = (self.config.dub_window if dubbing else None) or self.config.window or num_inference_steps
         return window, True

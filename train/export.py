@@ -29,6 +29,10 @@ if __name__ == "__main__":
         help="the rolling window's attention, as stage 4 trained it (its window_attention; default joint)",
     )  # fmt: skip
     parser.add_argument(
+        "--dub-window", type=int, default=None,
+        help="chunks denoised jointly while voicing a given video, a sampler setting chosen on validation seeds (default: the generation's)",
+    )  # fmt: skip
+    parser.add_argument(
         "--guidance-scale", type=float, default=1.0,
         help="the folder's classifier-free guidance by the prompt, a sampler setting chosen on validation seeds (default 1: off)",
     )  # fmt: skip
@@ -52,7 +56,7 @@ if __name__ == "__main__":
     try:
         out = export_pipeline(
             args.weights, args.codecs, args.out, use_ema=not args.no_ema, window_attention=args.window_attention,
-            guidance_scale=args.guidance_scale, guidance_from_level=args.guidance_from_level,
+            dub_window=args.dub_window, guidance_scale=args.guidance_scale, guidance_from_level=args.guidance_from_level,
             guidance_area_below_level=args.guidance_area_below_level,
             audio_guidance_scale=args.audio_guidance_scale, audio_guidance_area=args.audio_guidance_area,
         )  # fmt: skip

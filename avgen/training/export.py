@@ -18,6 +18,7 @@ def export_pipeline(
     out: str | Path,
     use_ema: bool = True,
     window_attention: str = "joint",
+    dub_window: int | None = None,
     guidance_scale: float = 1.0,
     guidance_from_level: float = 0.0,
     guidance_area_below_level: float = 0.0,
@@ -31,6 +32,7 @@ def export_pipeline(
         use_ema: export the EMA weights when the checkpoint has them.
         window_attention: the rolling window's attention the weights were trained with (stage 4's
             `window_attention`), which the pipeline then samples with.
+        dub_window: the window while voicing a given video (None: the generation's).
         guidance_scale, audio_guidance_scale: the folder's default guidance by the prompt and of
             the picture by the voice (sampler settings, chosen on validation seeds; 1: off).
         guidance_from_level: the noise level from which the prompt guides (see `Denoiser`; 0:
@@ -58,6 +60,7 @@ def export_pipeline(
         text_encoder=generator.text_encoder.eval(),
         scheduler=FlowMatchShortcutScheduler(),
         window_attention=window_attention,
+        dub_window=dub_window,
         guidance_scale=guidance_scale,
         guidance_from_level=guidance_from_level,
         guidance_area_below_level=guidance_area_below_level,

@@ -21,7 +21,7 @@ class KnownPipeline:
 
     fps, sample_rate = 16, 16000
     config = SimpleNamespace(
-        window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, guidance_area_below_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0
+        dub_window=None, window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, guidance_area_below_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0
     )
 
     def __init__(self, truth: bool, seeds: range):

@@ -295,6 +295,19 @@ def test_a_given_video_is_shown_as_it_is_and_voiced(components, prompt):
     assert isinstance(latent.frames, torch.Tensor) and latent.frames.shape[1:] == (8, 1, 8, 8)  # latents, not the given frames
 
 
+def test_a_given_video_is_voiced_with_the_folders_dub_window(components, prompt):
+    """dub_window sets the window of dubbing only; an explicit window still wins, and generation keeps its own."""
+    pipe = trained_for(components, video_conditioning=True)
+    pipe.register_to_config(dub_window=1)
+    frames = np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8)
+    dubbed = pipe(prompt, video=frames, generator=seeded()).audio
+    assert np.array_equal(dubbed, pipe(prompt, video=frames, window=1, generator=seeded()).audio)
+    assert not np.array_equal(dubbed, pipe(prompt, video=frames, window=4, generator=seeded()).audio)
+    made = pipe(prompt, seconds=1.0, generator=seeded()).audio
+    assert np.array_equal(made, pipe(prompt, seconds=1.0, window=4, generator=seeded()).audio)
+    assert not np.array_equal(made, pipe(prompt, seconds=1.0, window=1, generator=seeded()).audio)
+
+
 def test_dubbing_is_refused_where_the_model_was_not_trained_for_it(rolling, components, prompt):
     frames = np.zeros((9, 64, 64, 3), np.uint8)
     with pytest.raises(ValueError, match="not trained to voice a given video"):

@@ -13,13 +13,13 @@ def test_exported_folder_loads_in_both_pipelines_and_generates(small_config, cod
     trainer = Trainer(small_config("mutual_forcing", steps=1, ema_decay=0.5), progress=False)
     checkpoint = trainer.run()
     out = export_pipeline(
-        trainer.run_dir, codecs, tmp_path / "pipeline", window_attention="fusion-causal", guidance_scale=2.0, guidance_from_level=1.0,
-        guidance_area_below_level=0.25, audio_guidance_scale=1.5, audio_guidance_area=0.125,
+        trainer.run_dir, codecs, tmp_path / "pipeline", window_attention="fusion-causal", dub_window=1, guidance_scale=2.0,
+        guidance_from_level=1.0, guidance_area_below_level=0.25, audio_guidance_scale=1.5, audio_guidance_area=0.125,
     )  # fmt: skip
     assert (out / "model_index.json").is_file()
     config = RollingForcingPipeline.from_pretrained(out).config  # the sampler settings the folder keeps
     assert (config.window_attention, config.guidance_scale, config.guidance_from_level, config.guidance_area_below_level) == ("fusion-causal", 2.0, 1.0, 0.25)
-    assert (config.audio_guidance_scale, config.audio_guidance_area) == (1.5, 0.125)
+    assert (config.audio_guidance_scale, config.audio_guidance_area, config.dub_window) == (1.5, 0.125, 1)
     for cls in (RollingForcingPipeline, MutualForcingPipeline):
         pipe = cls.from_pretrained(out)
         pipe.set_progress_bar_config(disable=True)
