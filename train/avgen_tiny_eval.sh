@@ -17,8 +17,10 @@
 # 650-749 (a candidate's test seeds, where the exact frame fell short; validation since, where
 # this release's training windows were chosen). 850-879 are this release's test of drift over 2
 # minutes on 30 more clips, declared before it ran (evaluation/drift-test-850-879/): ten 2-minute
-# clips do not settle rolling against chunk by chunk, so LONG is 30. Fresh test seeds start at
-# 880. The 6-s rows at the end were last run for the world-encoder release (SHORT=0 skips them).
+# clips do not settle rolling against chunk by chunk, so LONG is 30. 880-929 are the test of
+# voicing a given video chunk by chunk (dub_window 1, chosen on 650-699;
+# evaluation/dubbing-window-test-880-929/). Fresh test seeds start at 930. The 6-s rows at the
+# end were last run for the world-encoder release (SHORT=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AVGEN=${AVGEN:-.venv/bin/avgen}
@@ -50,8 +52,8 @@ SEED=$MULTI_SEED run rolling-4-steps-beside-50 --model "$MODEL" --clips "$MULTI"
 SEED=$MULTI_SEED run mutual-50-steps --model "$MODEL" --pipeline mutual --steps 50 --clips "$MULTI" --seconds "$SECONDS_MAIN"
 # Dubbing: each clip's own video given, the voice generated and scored against its mouth (the
 # folder's audio guidance guides a picture being made, never a given one; its text guidance
-# guides the voice).
-run dub-rolling-4-steps --model "$MODEL" --dub --clips "$CLIPS" --seconds "$SECONDS_MAIN"
+# guides the voice), in the folder's dub window (avgen-tiny's: chunk by chunk).
+run dub-4-steps --model "$MODEL" --dub --clips "$CLIPS" --seconds "$SECONDS_MAIN"
 # Where lip motion is lost (issue 31), read against the rows above: the clips as the world
 # renders them, through the model's codecs, and the mouth the model makes under the clip's voice.
 run world-clips --model "$MODEL" --source world --clips "$CLIPS" --seconds "$SECONDS_MAIN"
