@@ -184,7 +184,7 @@ def evaluate_pipeline(
         "clips": clips,
         "seconds": seconds,
         "steps": num_inference_steps,
-        "window": window if window is not None or not dub else pipe.config.dub_window,
+        "window": pipe.schedule(num_inference_steps, window, dubbing=dub)[0],  # the window it ran in
         "window_attention": pipe.config.window_attention,
         "audio_guidance_scale": pipe.config.audio_guidance_scale if audio_guidance_scale is None else audio_guidance_scale,
         "guidance_scale": pipe.config.guidance_scale if guidance_scale is None else guidance_scale,

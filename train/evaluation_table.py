@@ -35,7 +35,8 @@ def by_attribute(figures: dict) -> str:
 
 
 def describe(figures: dict) -> str:
-    default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1  # as the pipelines default
+    # Rows before session 34 record the window asked for, None for the pipeline's default.
+    default_window = figures["steps"] if figures["pipeline"].startswith("Rolling") else 1
     window = figures["window"] or default_window
     if window > 1 and figures.get("window_attention", "joint") != "joint":  # older rows lack it: joint
         window = f"{window} ({figures['window_attention']})"

@@ -21,7 +21,7 @@ class KnownPipeline:
 
     fps, sample_rate = 16, 16000
     config = SimpleNamespace(
-        dub_window=None, window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, guidance_area_below_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0
+        window_attention="joint", guidance_scale=1.0, guidance_from_level=0.0, guidance_area_below_level=0.0, audio_guidance_scale=1.0, audio_guidance_area=1.0
     )
 
     def __init__(self, truth: bool, seeds: range):
@@ -32,6 +32,9 @@ class KnownPipeline:
 
     def set_progress_bar_config(self, **kwargs):
         pass
+
+    def schedule(self, num_inference_steps, window, dubbing=False):
+        return window or 1, True
 
     def stream(self, prompt, seconds, generator, video=None, audio=None, **settings):
         """Given a video (dubbing), its frames with the clip's own sound (truth) or another held-out clip's;
